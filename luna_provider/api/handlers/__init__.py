@@ -1,0 +1,1 @@
+"""Request handlers, one module per resource; operationIds of the spec resolve here."""

@@ -1,0 +1,1 @@
+"""Pure numeric routines (similarity, clustering); no I/O and nothing else of this package."""

@@ -1,0 +1,102 @@
+"""Luna error codes and the exception that carries them.
+
+Codes and messages follow the public Luna error index; codes marked *designed* are ours, for cases
+the public record does not cover, numbered in the free part of the Tasks service range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ERROR_LINK = "https://docs.visionlabs.ai/info/luna/troubleshooting/errors-description/code-{code}"
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """A Luna error code with its message template and HTTP status."""
+
+    code: int
+    desc: str
+    detail: str
+    status: int
+
+    def __call__(self, *args: object) -> LunaError:
+        """Build the exception, formatting the detail template with ``args``."""
+        return LunaError(self, self.detail.format(*args) if args else self.detail)
+
+
+class LunaError(Exception):
+    """An error reported to the client (or recorded for a task) as a Luna error body."""
+
+    def __init__(self, kind: ErrorKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+    @property
+    def error_code(self) -> int:
+        return self.kind.code
+
+    @property
+    def status(self) -> int:
+        return self.kind.status
+
+    def body(self) -> dict[str, object]:
+        """Return the Luna error body."""
+        return {
+            "error_code": self.kind.code,
+            "desc": self.kind.desc,
+            "detail": self.detail,
+            "link": ERROR_LINK.format(code=self.kind.code),
+        }
+
+
+UNKNOWN_ERROR = ErrorKind(1, "Internal server error", "Unknown error", 500)
+BAD_INPUT = ErrorKind(12031, "Bad/incomplete input data", "Bad/incomplete input data. {}", 400)
+EMPTY_JSON = ErrorKind(12005, "Bad/incomplete input data", "Request contains empty json", 400)
+JSON_VALIDATION = ErrorKind(
+    12022, "Bad/incomplete input data", "Failed to validate input json. Path: '{}',  message: '{}'", 400
+)
+BAD_CONTENT_TYPE = ErrorKind(
+    12023, "Bad/incomplete input data", "Content type is unacceptable, allowed types: '{}'", 400
+)
+BAD_QUERY_PARAM = ErrorKind(12012, "Bad/incomplete input data", "Bad query parameters '{}'", 400)
+BAD_HEADER = ErrorKind(12016, "Bad/incomplete input data", "Bad header '{}': {}", 400)
+PAGE_NOT_FOUND = ErrorKind(12001, "Resource not found", "Page not found", 404)
+METHOD_NOT_ALLOWED = ErrorKind(12002, "Method not allowed", "Method not allowed", 405)
+NOT_ACCEPTABLE = ErrorKind(12024, "Not acceptable", "Accept header is unacceptable, allowed: '{}'", 406)
+
+TASK_WORKERS_UNREACHABLE = ErrorKind(
+    28000, "Network error", "Can not send subtasks to tasks workers. Reason: {}", 500
+)
+TASK_NOT_FOUND = ErrorKind(28001, "Object not found", "Task with id '{}' not found", 404)
+TASK_ERROR_NOT_FOUND = ErrorKind(28003, "Object not found", "Task error with id '{}' not found", 404)
+TASK_PROGRESS_FAILED = ErrorKind(28008, "Internal server error", "Failed to update task progress", 500)
+REPORT_BAD_STATUS = ErrorKind(
+    28015, "Bad/incomplete input data", "Tasks with status '{}' does not support building a report", 400
+)
+REPORT_NO_RESULT = ErrorKind(
+    28016, "Bad/incomplete input data", "Clusterization task without result does not support report", 400
+)
+RESULT_NOT_FOUND = ErrorKind(28017, "Object not found", "Result of task '{}' not found", 404)
+RESULT_NOT_READY = ErrorKind(28018, "Object not found", "Task '{}' does not have result yet", 404)
+CANNOT_CANCEL = ErrorKind(
+    28019, "Bad/incomplete input data", "Task '{}' with status {} can not be cancelled", 400
+)
+RESULT_BAD_STATUS = ErrorKind(
+    28020, "Object not found", "Impossible to get result of task {} with status {}", 404
+)
+TASK_CANCELLED = ErrorKind(28025, "Task cancelled", "Task '{}' has been cancelled", 400)
+SCHEDULE_NOT_FOUND = ErrorKind(28040, "Object not found", "Schedule with id {} not found", 404)
+LIST_NOT_FOUND = ErrorKind(22003, "Object not found", "List '{}' not found", 404)
+
+# designed: the public record has no code for these
+TASK_TYPE_UNAVAILABLE = ErrorKind(
+    28041, "Forbidden", "Task type '{}' is not available in this deployment", 403
+)
+TASK_FAILED = ErrorKind(28042, "Task failed", "Task failed: {}", 500)
+DESCRIPTOR_VERSION_UNKNOWN = ErrorKind(
+    28043, "Bad/incomplete input data", "Descriptor version {} is not supported", 400
+)
+TASK_RUN_LOST = ErrorKind(28044, "Task failed", "The run of task {} was lost: {}", 500)
+SERVICE_UNAVAILABLE = ErrorKind(28045, "Service unavailable", "Dependency unavailable: {}", 502)

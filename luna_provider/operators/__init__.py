@@ -1,0 +1,1 @@
+"""Operators of the Luna provider: one per task type, on a shared lifecycle."""

@@ -1,0 +1,122 @@
+"""Service settings, read from ``LUNA_*`` environment variables.
+
+One object feeds the API, the operators and ``luna-tasks standalone``. Every variable is listed in
+:data:`SETTINGS_DOC`, which the README and ``GET /config`` are built from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+#: name -> (default, description). Defaults that depend on ``LUNA_HOME`` are filled in by :func:`load`.
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "LUNA_HOME": ("~/.luna-tasks", "folder for the embedded PostgreSQL data, Airflow home, objects, logs"),
+    "LUNA_DATABASE_URL": ("", "SQLAlchemy URL of the service database (embedded PostgreSQL when empty)"),
+    "LUNA_OBJECT_STORE_URL": ("", "fsspec URL for results and samples (``$LUNA_HOME/objects`` when empty)"),
+    "LUNA_AIRFLOW_API_URL": ("http://127.0.0.1:8080", "base URL of the Airflow api-server"),
+    "LUNA_AIRFLOW_USERNAME": ("", "Airflow user for the REST API (empty: no authentication)"),
+    "LUNA_AIRFLOW_PASSWORD": ("", "password of that user"),
+    "LUNA_API_HOST": ("127.0.0.1", "address the Luna Tasks API binds to"),
+    "LUNA_API_PORT": ("5050", "port of the Luna Tasks API"),
+    "LUNA_PUBLIC_URL": ("", "external base URL used in callback ``result_url`` (API address when empty)"),
+    "LUNA_POSTGRES_PORT": ("5433", "port of the embedded PostgreSQL server"),
+    "LUNA_AIRFLOW_PORT": ("8080", "port of the embedded Airflow api-server"),
+    "LUNA_AIRFLOW_PARALLELISM": ("4", "Airflow [core] parallelism in the embedded stack"),
+    "LUNA_DEFAULT_DESCRIPTOR_VERSION": ("201", "descriptor version used when a request names none"),
+    "LUNA_DEFAULT_CLUSTERING_THRESHOLD": ("0.5", "clustering similarity threshold when a task gives none"),
+    "LUNA_MATCH_BLOCK_SIZE": ("2048", "rows per block of a similarity matrix product"),
+    "LUNA_CLUSTERING_SUBTASK_SIZE": ("20000", "reference rows one clustering subtask handles"),
+    "LUNA_MAX_SUBTASKS": ("512", "upper bound on the subtasks one task is split into"),
+    "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
+    "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
+    "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+}
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, SETTINGS_DOC[name][0])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; build with :func:`load`."""
+
+    home: Path
+    database_url: str
+    object_store_url: str
+    airflow_api_url: str
+    airflow_username: str
+    airflow_password: str = field(repr=False)
+    api_host: str
+    api_port: int
+    public_url: str
+    postgres_port: int
+    airflow_port: int
+    airflow_parallelism: int
+    default_descriptor_version: int
+    default_clustering_threshold: float
+    match_block_size: int
+    clustering_subtask_size: int
+    max_subtasks: int
+    trigger_retries: int
+    reconcile_interval: float
+    callback_timeout: float
+
+    def public_dict(self) -> dict[str, object]:
+        """Return the settings with secrets masked, as ``GET /config`` shows them."""
+        shown: dict[str, object] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if "password" in item.name and value:
+                value = "***"
+            elif item.name == "database_url":
+                value = mask_url(str(value))
+            shown[item.name] = str(value) if isinstance(value, Path) else value
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password part of a URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def embedded_database_url(home: Path, port: int, database: str = "luna") -> str:
+    """Return the URL of a database on the embedded PostgreSQL server under ``home``."""
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+
+
+def load() -> Settings:
+    """Read the settings from the environment."""
+    home = Path(_env("LUNA_HOME")).expanduser().resolve()
+    postgres_port = int(_env("LUNA_POSTGRES_PORT"))
+    api_host = _env("LUNA_API_HOST")
+    api_port = int(_env("LUNA_API_PORT"))
+    return Settings(
+        home=home,
+        database_url=_env("LUNA_DATABASE_URL") or embedded_database_url(home, postgres_port),
+        object_store_url=_env("LUNA_OBJECT_STORE_URL") or (home / "objects").as_uri(),
+        airflow_api_url=_env("LUNA_AIRFLOW_API_URL").rstrip("/"),
+        airflow_username=_env("LUNA_AIRFLOW_USERNAME"),
+        airflow_password=_env("LUNA_AIRFLOW_PASSWORD"),
+        api_host=api_host,
+        api_port=api_port,
+        public_url=(_env("LUNA_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
+        postgres_port=postgres_port,
+        airflow_port=int(_env("LUNA_AIRFLOW_PORT")),
+        airflow_parallelism=int(_env("LUNA_AIRFLOW_PARALLELISM")),
+        default_descriptor_version=int(_env("LUNA_DEFAULT_DESCRIPTOR_VERSION")),
+        default_clustering_threshold=float(_env("LUNA_DEFAULT_CLUSTERING_THRESHOLD")),
+        match_block_size=int(_env("LUNA_MATCH_BLOCK_SIZE")),
+        clustering_subtask_size=int(_env("LUNA_CLUSTERING_SUBTASK_SIZE")),
+        max_subtasks=int(_env("LUNA_MAX_SUBTASKS")),
+        trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
+        reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
+        callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+    )

@@ -1,0 +1,1 @@
+"""Service database: models, sessions, migrations and queries."""
