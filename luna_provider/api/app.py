@@ -51,7 +51,9 @@ def _relevant_error(error: Any) -> Any:
     chosen = [
         errors
         for errors in branches.values()
-        if not any(e.validator in ("enum", "const") and e.path and e.path[-1] in _DISCRIMINATORS for e in errors)
+        if not any(
+            e.validator in ("enum", "const") and e.path and e.path[-1] in _DISCRIMINATORS for e in errors
+        )
     ]
     if len(chosen) == 1:
         return best_match([_relevant_error(sub) for sub in chosen[0]])

@@ -55,7 +55,9 @@ class TestCreate:
         assert "api-server down" in body["detail"]
         with engine.connect() as connection:
             status, errors = connection.execute(
-                select(Task.task_status, func.count(TaskError.error_id)).join(TaskError).group_by(Task.task_id)
+                select(Task.task_status, func.count(TaskError.error_id))
+                .join(TaskError)
+                .group_by(Task.task_id)
             ).one()
         assert (status, errors) == (3, 1)
 
@@ -70,7 +72,9 @@ class TestCreate:
             pytest.param(lambda body: body.update(notification_policy={"enable": 2}), id="bad-policy"),
         ],
     )
-    def test_malformed_body_is_rejected_and_nothing_stored(self, client, headers, engine, path, mutate) -> None:
+    def test_malformed_body_is_rejected_and_nothing_stored(
+        self, client, headers, engine, path, mutate
+    ) -> None:
         body = {"content": VALID_CONTENTS[path][0]}
         mutate(body)
 
@@ -90,7 +94,9 @@ class TestCreate:
 
     def test_invalid_json_is_rejected(self, client, headers, engine) -> None:
         response = client.post(
-            "/6/tasks/clustering", content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+            "/6/tasks/clustering",
+            content=b"{not json",
+            headers={**headers, "Content-Type": "application/json"},
         )
 
         assert response.status_code == 400
@@ -145,7 +151,9 @@ class TestRead:
     def test_filters_and_pagination(self, client, headers, engine) -> None:
         ids = [create(client, headers) for _ in range(5)]
         with engine.begin() as connection:
-            connection.execute(update(Task).where(Task.task_id == ids[1]).values(task_status=5, end_time=func.now()))
+            connection.execute(
+                update(Task).where(Task.task_id == ids[1]).values(task_status=5, end_time=func.now())
+            )
 
         def listed(query: str) -> list[int]:
             response = client.get(f"/6/tasks?{query}", headers=headers)
@@ -164,8 +172,16 @@ class TestRead:
         assert count == {"count": 4}
 
     @pytest.mark.parametrize(
-        "query", ["page=0", "page_size=1001", "task_type=11", "task_status=9", "task_ids=a,b", "bogus=1",
-                  "create_time__lt=yesterday"]
+        "query",
+        [
+            "page=0",
+            "page_size=1001",
+            "task_type=11",
+            "task_status=9",
+            "task_ids=a,b",
+            "bogus=1",
+            "create_time__lt=yesterday",
+        ],
     )
     def test_bad_query_is_rejected(self, client, headers, query) -> None:
         response = client.get(f"/6/tasks?{query}", headers=headers)
@@ -176,15 +192,20 @@ class TestRead:
     def test_subtasks_are_listed(self, client, headers, engine) -> None:
         task_id = create(client, headers)
         with engine.begin() as connection:
-            connection.execute(Subtask.__table__.insert(), [
-                {"task_id": task_id, "part_index": 0, "content": {"start": 0}, "count_objects": 3},
-                {"task_id": task_id, "part_index": 1, "content": {"start": 3}, "count_objects": 2},
-            ])
+            connection.execute(
+                Subtask.__table__.insert(),
+                [
+                    {"task_id": task_id, "part_index": 0, "content": {"start": 0}, "count_objects": 3},
+                    {"task_id": task_id, "part_index": 1, "content": {"start": 3}, "count_objects": 2},
+                ],
+            )
 
         subtasks = client.get(f"/6/tasks/{task_id}/subtasks", headers=headers).json()["subtasks"]
 
         assert [(s["content"], s["count_objects"], s["subtask_status"]) for s in subtasks] == [
-            ({"start": 0}, 3, 0), ({"start": 3}, 2, 0)]
+            ({"start": 0}, 3, 0),
+            ({"start": 3}, 2, 0),
+        ]
 
 
 class TestCancelDelete:
@@ -204,8 +225,11 @@ class TestCancelDelete:
         result.parent.mkdir(parents=True)
         result.write_text('{"result": 1}')
         with engine.begin() as connection:
-            connection.execute(update(Task).where(Task.task_id == task_id).values(
-                task_status=5, result_key=f"results/task_{task_id}.json", result_id=uuid.uuid4()))
+            connection.execute(
+                update(Task)
+                .where(Task.task_id == task_id)
+                .values(task_status=5, result_key=f"results/task_{task_id}.json", result_id=uuid.uuid4())
+            )
 
         assert client.delete(f"/6/tasks/{task_id}", headers=headers).status_code == 204
 
@@ -222,8 +246,11 @@ class TestResult:
         (luna_env / key).parent.mkdir(parents=True)
         (luna_env / key).write_text('{"result": {"clusters": [["a"]]}, "errors": []}')
         with engine.begin() as connection:
-            connection.execute(update(Task).where(Task.task_id == task_id).values(
-                task_status=5, result_key=key, result_content_type="application/json"))
+            connection.execute(
+                update(Task)
+                .where(Task.task_id == task_id)
+                .values(task_status=5, result_key=key, result_content_type="application/json")
+            )
 
         response = client.get(f"/6/tasks/{task_id}/result", headers=headers)
 
@@ -245,39 +272,75 @@ class TestErrorsAndPolicy:
         task_id = create(client, headers)
         other_task = create(client, {"Luna-Account-Id": str(uuid.uuid4())})
         with engine.begin() as connection:
-            connection.execute(TaskError.__table__.insert(), [
-                {"task_id": task_id, "error_code": 12031, "status_code": 400, "description": "d",
-                 "detail": "bad face", "link": "", "additional_info": "face-1"},
-                {"task_id": task_id, "error_code": 28042, "status_code": 500, "description": "d",
-                 "detail": "boom", "link": "", "additional_info": None},
-                {"task_id": other_task, "error_code": 12031, "status_code": 400, "description": "d",
-                 "detail": "not yours", "link": "", "additional_info": None},
-            ])
+            connection.execute(
+                TaskError.__table__.insert(),
+                [
+                    {
+                        "task_id": task_id,
+                        "error_code": 12031,
+                        "status_code": 400,
+                        "description": "d",
+                        "detail": "bad face",
+                        "link": "",
+                        "additional_info": "face-1",
+                    },
+                    {
+                        "task_id": task_id,
+                        "error_code": 28042,
+                        "status_code": 500,
+                        "description": "d",
+                        "detail": "boom",
+                        "link": "",
+                        "additional_info": None,
+                    },
+                    {
+                        "task_id": other_task,
+                        "error_code": 12031,
+                        "status_code": 400,
+                        "description": "d",
+                        "detail": "not yours",
+                        "link": "",
+                        "additional_info": None,
+                    },
+                ],
+            )
 
         errors = client.get(f"/6/tasks/{task_id}/errors", headers=headers).json()["errors"]
         assert [e["detail"] for e in errors] == ["bad face", "boom"]
         assert errors[0]["additional_info"] == "face-1"
-        assert client.get("/6/errors?status_code=500", headers=headers).json()["errors"][0]["detail"] == "boom"
+        assert (
+            client.get("/6/errors?status_code=500", headers=headers).json()["errors"][0]["detail"] == "boom"
+        )
         assert client.get("/6/errors/count", headers=headers).json() == {"count": 2}
         assert client.get("/6/errors/count?error_code=12031", headers=headers).json() == {"count": 1}
         assert client.get(f"/6/tasks/{task_id}/errors/count?error_code=28042", headers=headers).json() == {
-            "count": 1}
+            "count": 1
+        }
         error_id = errors[0]["error_id"]
         assert client.get(f"/6/errors/{error_id}", headers=headers).json()["detail"] == "bad face"
         assert_luna_error(client.get(f"/6/errors/{error_id + 2}", headers=headers), 404, 28003)
 
     def test_notification_policy_round_trip(self, client, headers) -> None:
         task_id = create(client, headers)
-        policy = {"enable": 1, "task_callbacks": [{"type": "http", "url": "http://127.0.0.1:9/cb"}],
-                  "subtask_callbacks": []}
+        policy = {
+            "enable": 1,
+            "task_callbacks": [{"type": "http", "url": "http://127.0.0.1:9/cb"}],
+            "subtask_callbacks": [],
+        }
 
-        assert client.put(f"/6/tasks/{task_id}/notification_policy", json=policy, headers=headers).status_code == 204
+        assert (
+            client.put(f"/6/tasks/{task_id}/notification_policy", json=policy, headers=headers).status_code
+            == 204
+        )
 
         stored = client.get(f"/6/tasks/{task_id}/notification_policy", headers=headers).json()
         assert stored["enable"] == 1
         assert stored["task_callbacks"][0]["url"] == "http://127.0.0.1:9/cb"
         bad = {"enable": 1, "task_callbacks": [{"type": "http"}]}
-        assert client.put(f"/6/tasks/{task_id}/notification_policy", json=bad, headers=headers).status_code == 400
+        assert (
+            client.put(f"/6/tasks/{task_id}/notification_policy", json=bad, headers=headers).status_code
+            == 400
+        )
 
 
 class TestService:
@@ -297,7 +360,9 @@ class TestService:
     def test_request_id_is_echoed_or_generated(self, client) -> None:
         given = "1536751345,8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a"
 
-        assert client.get("/6/version", headers={"Luna-Request-Id": given}).headers["luna-request-id"] == given
+        assert (
+            client.get("/6/version", headers={"Luna-Request-Id": given}).headers["luna-request-id"] == given
+        )
         generated = client.get("/6/version").headers["luna-request-id"]
         assert re.fullmatch(r"[0-9]{10},[0-9a-f-]{36}", generated)
         assert_luna_error(client.get("/6/version", headers={"Luna-Request-Id": "nope"}), 400, 12016)

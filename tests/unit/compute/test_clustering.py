@@ -19,11 +19,15 @@ def clustered_descriptors(people: int, per_person: int, spread: float, seed: int
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(people, 128))
     centres *= 0.6 / np.linalg.norm(centres, axis=1, keepdims=True)
-    points = np.repeat(centres, per_person, axis=0) + rng.normal(scale=spread, size=(people * per_person, 128))
+    points = np.repeat(centres, per_person, axis=0) + rng.normal(
+        scale=spread, size=(people * per_person, 128)
+    )
     return rng.permutation(points).astype(np.float32)
 
 
-def blocked_clusters(descriptors: np.ndarray, threshold: float, rows_per_part: int, block: int) -> list[list[int]]:
+def blocked_clusters(
+    descriptors: np.ndarray, threshold: float, rows_per_part: int, block: int
+) -> list[list[int]]:
     """Cluster the way the operator does: parts of rows, each against all later rows in blocks."""
     count = len(descriptors)
 
@@ -36,8 +40,13 @@ def blocked_clusters(descriptors: np.ndarray, threshold: float, rows_per_part: i
         part_stop = min(part_start + rows_per_part, count)
         for row_offset in range(part_start, part_stop, block):
             rows = descriptors[row_offset : min(row_offset + block, part_stop)]
-            forests.append(np.stack(threshold_forest(rows, row_offset, blocks(row_offset), threshold,
-                                                     DLIB_RESNET_V1.similarity)))
+            forests.append(
+                np.stack(
+                    threshold_forest(
+                        rows, row_offset, blocks(row_offset), threshold, DLIB_RESNET_V1.similarity
+                    )
+                )
+            )
     src, dst = np.concatenate(forests, axis=1)
     return clusters_from_labels(component_labels(count, src, dst))
 
