@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from luna_provider import notifications
 from luna_provider.errors import CANNOT_CANCEL, TASK_NOT_FOUND, LunaError
 from luna_provider.store.models import Subtask, Task, TaskError
 from luna_provider.task_types import TaskStatus
+
+if TYPE_CHECKING:
+    from luna_provider.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -241,3 +245,23 @@ def _close_subtasks(engine: Engine, task_id: int, status: TaskStatus) -> None:
             .where(Subtask.task_id == task_id, Subtask.subtask_status.in_([int(s) for s in _ACTIVE]))
             .values(subtask_status=int(status), end_time=func.now(), last_update_time=func.now())
         )
+
+
+def purge_expired_results(engine: Engine, store: ObjectStore, batch_size: int = 500) -> int:
+    """Delete results whose storage time is over; return how many were purged."""
+    purged = 0
+    while True:
+        with _session(engine) as session:
+            tasks = session.scalars(
+                select(Task)
+                .where(Task.result_expire_time < func.now(), Task.result_key.is_not(None))
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for task in tasks:
+                store.delete(task.result_key)
+                task.result_key = None
+                task.result_id = None
+        purged += len(tasks)
+        if len(tasks) < batch_size:
+            return purged

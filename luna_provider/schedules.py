@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from luna_provider.airflow_client import AirflowClient
 
 log = logging.getLogger(__name__)
@@ -47,3 +49,67 @@ def sync_schedule_dag(airflow: AirflowClient, dag_id: str, *, paused: bool | Non
     except AirflowApiError as error:
         # the next periodic parse picks the change up anyway; only the delay is lost
         log.warning("could not sync %s with Airflow now: %s", dag_id, error)
+
+
+def create_scheduled_task(engine: Engine, schedule_id: int) -> int | None:
+    """Store the next task of a schedule; None when it is paused, gone or its last task is unfinished."""
+    from sqlalchemy import insert, select
+    from sqlalchemy.orm import Session
+
+    from luna_provider.store.models import Schedule, Task
+    from luna_provider.task_types import FINAL_STATUSES
+
+    with Session(engine) as session, session.begin():
+        # the row lock keeps two overlapping firings from both creating a task
+        schedule = session.scalars(
+            select(Schedule).where(Schedule.schedule_id == schedule_id).with_for_update()
+        ).first()
+        if schedule is None or schedule.status != "running":
+            return None
+        unfinished = session.scalars(
+            select(Task.task_id).where(
+                Task.schedule_id == schedule_id, Task.task_status.not_in([int(s) for s in FINAL_STATUSES])
+            )
+        ).first()
+        if unfinished is not None:
+            log.info("schedule %s: task %s is still running; skipping this firing", schedule_id, unfinished)
+            return None
+        template = schedule.task
+        return session.execute(
+            insert(Task)
+            .values(
+                account_id=schedule.account_id,
+                task_type=schedule.task_type,
+                task_status=0,
+                description=template.get("description") or "",
+                content=template["content"],
+                notification_policy=template.get("notification_policy") or {},
+                result_storage_policy=template.get("result_storage_policy") or {},
+                schedule_id=schedule_id,
+            )
+            .returning(Task.task_id)
+        ).scalar_one()
+
+
+def load_schedules(database_url: str) -> list[dict]:
+    """Read every schedule for the DAG file; an unreachable database gives none (logged)."""
+    from sqlalchemy import select
+
+    from luna_provider.store.db import get_engine
+    from luna_provider.store.models import Schedule
+
+    try:
+        with get_engine(database_url).connect() as connection:
+            rows = connection.execute(
+                select(
+                    Schedule.schedule_id,
+                    Schedule.task_type,
+                    Schedule.trigger,
+                    Schedule.status,
+                    Schedule.create_time,
+                )
+            ).all()
+    except Exception as error:
+        log.warning("cannot read schedules: %s", error)
+        return []
+    return [row._asdict() for row in rows]
