@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-SimilarityFn = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]
+#: ``linked(rows, columns, threshold)`` -> boolean matrix of the pairs above the threshold
+LinkFn = Callable[["np.ndarray", "np.ndarray", float], "np.ndarray"]
 
 
 def spanning_forest(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +47,7 @@ def threshold_forest(
     row_offset: int,
     column_blocks: Iterable[tuple[int, np.ndarray]],
     threshold: float,
-    similarity: SimilarityFn,
+    linked: LinkFn,
     compact_at: int = 1 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return a spanning forest of the pairs (i, j), i < j, with ``similarity > threshold``.
@@ -55,7 +56,7 @@ def threshold_forest(
     :param column_blocks: ``(offset, block)`` pairs covering the columns to compare against; only
         pairs with a column index greater than the row index are counted, so blocks starting at
         ``row_offset`` cover every pair of these rows with every later object.
-    :param similarity: function giving the similarity matrix of two descriptor blocks.
+    :param linked: function telling which pairs of two descriptor blocks are above the threshold.
     :param compact_at: edge count past which the collected edges are reduced to a forest.
     """
     import numpy as np
@@ -65,11 +66,13 @@ def threshold_forest(
     dst_parts: list[np.ndarray] = []
     pending = 0
     for col_offset, block in column_blocks:
-        scores = similarity(rows, block)
         col_index = np.arange(col_offset, col_offset + len(block))
-        hits = (scores > threshold) & (col_index[None, :] > row_index[:, None])
+        hits = linked(rows, block, threshold)
+        if col_offset < row_offset + len(rows):
+            # this block overlaps the rows: keep each pair once, from its smaller index
+            hits &= col_index[None, :] > row_index[:, None]
         r, c = np.nonzero(hits)
-        del scores, hits
+        del hits
         if len(r) == 0:
             continue
         src_parts.append(row_index[r])

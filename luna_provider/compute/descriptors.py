@@ -40,6 +40,25 @@ class DescriptorVersion:
         distance = np.sqrt(squared, out=squared)
         return np.clip(1.0 - distance / self.scale, 0.0, 1.0, out=distance)
 
+    def linked(self, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+        """Return which pairs of rows of ``a`` and ``b`` have a similarity above ``threshold``.
+
+        Same answer as ``similarity(a, b) > threshold``, compared on squared distances so no square
+        root or clipping is spent on pairs that are far apart.
+        """
+        import numpy as np
+
+        cut = self.threshold_distance(threshold)
+        if cut <= 0:
+            return np.zeros((len(a), len(b)), dtype=bool)
+        a64 = a.astype(np.float64, copy=False)
+        b64 = b.astype(np.float64, copy=False)
+        squared = a64 @ b64.T
+        squared *= -2.0
+        squared += (a64 * a64).sum(1)[:, None]
+        squared += (b64 * b64).sum(1)[None, :]
+        return squared < cut * cut
+
     def threshold_distance(self, threshold: float) -> float:
         """Return the euclidean distance that corresponds to a similarity ``threshold``."""
         return (1.0 - threshold) * self.scale

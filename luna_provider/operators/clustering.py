@@ -146,7 +146,7 @@ class LunaClusteringOperator(LunaTaskOperator):
                 row_offset,
                 snapshot.blocks(row_offset, part["total"], block),
                 threshold,
-                version.similarity,
+                version.linked,
             )
             sources.append(src)
             targets.append(dst)

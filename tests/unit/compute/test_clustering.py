@@ -42,9 +42,7 @@ def blocked_clusters(
             rows = descriptors[row_offset : min(row_offset + block, part_stop)]
             forests.append(
                 np.stack(
-                    threshold_forest(
-                        rows, row_offset, blocks(row_offset), threshold, DLIB_RESNET_V1.similarity
-                    )
+                    threshold_forest(rows, row_offset, blocks(row_offset), threshold, DLIB_RESNET_V1.linked)
                 )
             )
     src, dst = np.concatenate(forests, axis=1)
@@ -123,3 +121,14 @@ def test_similarity_matches_euclidean_distance() -> None:
     expected = np.clip(1 - pairwise_distances(a.astype(np.float64), b.astype(np.float64)) / 1.2, 0, 1)
 
     np.testing.assert_allclose(DLIB_RESNET_V1.similarity(a, b), expected, atol=1e-9)
+
+
+def test_linked_agrees_with_similarity() -> None:
+    rng = np.random.default_rng(8)
+    a = rng.normal(scale=0.05, size=(40, 128)).astype(np.float32)
+    b = rng.normal(scale=0.05, size=(50, 128)).astype(np.float32)
+
+    for threshold in (0.0, 0.3, 0.5, 0.9, 1.0):
+        np.testing.assert_array_equal(
+            DLIB_RESNET_V1.linked(a, b, threshold), DLIB_RESNET_V1.similarity(a, b) > threshold
+        )
