@@ -15,7 +15,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_HOME": ("~/.luna-tasks", "folder for the embedded PostgreSQL data, Airflow home, objects, logs"),
     "LUNA_DATABASE_URL": ("", "SQLAlchemy URL of the service database (embedded PostgreSQL when empty)"),
     "LUNA_OBJECT_STORE_URL": ("", "fsspec URL for results and samples (``$LUNA_HOME/objects`` when empty)"),
-    "LUNA_AIRFLOW_API_URL": ("http://127.0.0.1:8080", "base URL of the Airflow api-server"),
+    "LUNA_AIRFLOW_API_URL": (
+        "",
+        "base URL of the Airflow api-server (``http://127.0.0.1:$LUNA_AIRFLOW_PORT``)",
+    ),
     "LUNA_AIRFLOW_USERNAME": ("", "Airflow user for the REST API (empty: no authentication)"),
     "LUNA_AIRFLOW_PASSWORD": ("", "password of that user"),
     "LUNA_API_HOST": ("127.0.0.1", "address the Luna Tasks API binds to"),
@@ -83,12 +86,12 @@ def mask_url(url: str) -> str:
     if not sep or "@" not in rest:
         return url
     credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}:***@{host}" if has_password else url
 
 
-def embedded_database_url(home: Path, port: int, database: str = "luna") -> str:
-    """Return the URL of a database on the embedded PostgreSQL server under ``home``."""
+def embedded_database_url(port: int, database: str = "luna") -> str:
+    """Return the URL of a database on the embedded PostgreSQL server."""
     return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
 
 
@@ -100,9 +103,11 @@ def load() -> Settings:
     api_port = int(_env("LUNA_API_PORT"))
     return Settings(
         home=home,
-        database_url=_env("LUNA_DATABASE_URL") or embedded_database_url(home, postgres_port),
+        database_url=_env("LUNA_DATABASE_URL") or embedded_database_url(postgres_port),
         object_store_url=_env("LUNA_OBJECT_STORE_URL") or (home / "objects").as_uri(),
-        airflow_api_url=_env("LUNA_AIRFLOW_API_URL").rstrip("/"),
+        airflow_api_url=(
+            _env("LUNA_AIRFLOW_API_URL") or f"http://127.0.0.1:{_env('LUNA_AIRFLOW_PORT')}"
+        ).rstrip("/"),
         airflow_username=_env("LUNA_AIRFLOW_USERNAME"),
         airflow_password=_env("LUNA_AIRFLOW_PASSWORD"),
         api_host=api_host,

@@ -110,7 +110,12 @@ def test_the_run_is_visible_in_airflow(luna_stack, account) -> None:
         luna_stack.env.get("LUNA_AIRFLOW_PASSWORD", ""),
     )
 
+    # the task is final as soon as collect has stored it; the run ends a moment later
+    deadline = time.monotonic() + 60
     run = client.get_dag_run("luna_clustering", f"luna_task_{task_id}")
+    while run is not None and run["state"] not in ("success", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = client.get_dag_run("luna_clustering", f"luna_task_{task_id}")
 
     assert run is not None
     assert run["state"] == "success"
