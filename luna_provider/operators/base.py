@@ -205,3 +205,23 @@ class LunaTaskOperator(BaseOperator):
         )
         run.store.delete(run.work_prefix)
         return key
+
+
+def task_error_bodies(run: TaskRun) -> list[dict[str, Any]]:
+    """Return the errors recorded so far for the task, as Luna error bodies."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from luna_provider.store.models import TaskError
+
+    with Session(run.engine) as session:
+        errors = session.scalars(
+            select(TaskError)
+            .where(TaskError.task_id == run.task.task_id)
+            .order_by(TaskError.error_id)
+            .limit(1000)
+        )
+        return [
+            {"error_code": e.error_code, "desc": e.description, "detail": e.detail, "link": e.link}
+            for e in errors
+        ]

@@ -181,7 +181,7 @@ def test_failing_step_fails_task_with_error(engine, store, account_id, monkeypat
     )
     kwargs = {"engine": engine, "store": store, "settings": load()}
     parts = LunaClusteringOperator(task_id="split", phase="split").run_phase(task_id, **kwargs)
-    store.delete(f"work/task_{task_id}/descriptors.f32")  # a lost intermediate file
+    store.delete(f"work/task_{task_id}/objects.f32")  # a lost intermediate file
 
     with pytest.raises(Exception, match=r"No such file|not found|FileNotFound"):
         LunaClusteringOperator(task_id="subtask", phase="subtask", part=parts[0]).run_phase(task_id, **kwargs)
