@@ -57,6 +57,7 @@ def create_scheduled_task(engine: Engine, schedule_id: int) -> int | None:
     from sqlalchemy.orm import Session
 
     from luna_provider.store.models import Schedule, Task
+    from luna_provider.submission import task_row
     from luna_provider.task_types import FINAL_STATUSES
 
     with Session(engine) as session, session.begin():
@@ -74,21 +75,8 @@ def create_scheduled_task(engine: Engine, schedule_id: int) -> int | None:
         if unfinished is not None:
             log.info("schedule %s: task %s is still running; skipping this firing", schedule_id, unfinished)
             return None
-        template = schedule.task
-        return session.execute(
-            insert(Task)
-            .values(
-                account_id=schedule.account_id,
-                task_type=schedule.task_type,
-                task_status=0,
-                description=template.get("description") or "",
-                content=template["content"],
-                notification_policy=template.get("notification_policy") or {},
-                result_storage_policy=template.get("result_storage_policy") or {},
-                schedule_id=schedule_id,
-            )
-            .returning(Task.task_id)
-        ).scalar_one()
+        row = task_row(schedule.task_type, schedule.account_id, schedule.task, schedule_id)
+        return session.execute(insert(Task).values(row).returning(Task.task_id)).scalar_one()
 
 
 def load_schedules(database_url: str) -> list[dict]:

@@ -35,6 +35,22 @@ def check_content(task_type: TaskType, content: dict[str, Any]) -> None:
         raise DESCRIPTOR_VERSION_UNKNOWN(version)
 
 
+def task_row(
+    task_type: TaskType | int, account_id: uuid.UUID, body: dict[str, Any], schedule_id: int | None = None
+) -> dict[str, Any]:
+    """Return the columns of a new pending task made from a create body (or a schedule's template)."""
+    return {
+        "account_id": account_id,
+        "task_type": int(task_type),
+        "task_status": 0,
+        "description": body.get("description") or "",
+        "content": body["content"],
+        "notification_policy": body.get("notification_policy") or {},
+        "result_storage_policy": body.get("result_storage_policy") or {},
+        "schedule_id": schedule_id,
+    }
+
+
 def store_task(
     engine: Engine,
     task_type: TaskType,
@@ -46,18 +62,7 @@ def store_task(
     """Store a pending task from a create body; return its id."""
     with engine.begin() as connection:
         return connection.execute(
-            insert(Task)
-            .values(
-                account_id=account_id,
-                task_type=int(task_type),
-                task_status=0,
-                description=body.get("description") or "",
-                content=body["content"],
-                notification_policy=body.get("notification_policy") or {},
-                result_storage_policy=body.get("result_storage_policy") or {},
-                schedule_id=schedule_id,
-            )
-            .returning(Task.task_id)
+            insert(Task).values(task_row(task_type, account_id, body, schedule_id)).returning(Task.task_id)
         ).scalar_one()
 
 
