@@ -66,12 +66,20 @@ def store_task(
         ).scalar_one()
 
 
-def start_run(engine: Engine, airflow: AirflowClient, task_id: int, task_type: TaskType) -> None:
-    """Trigger the DAG run of a stored task; fail the task when Airflow cannot take it."""
+def start_run(
+    engine: Engine, airflow: AirflowClient, task_id: int, task_type: TaskType, request_id: str | None = None
+) -> None:
+    """Trigger the DAG run of a stored task; fail the task when Airflow cannot take it.
+
+    :param request_id: the ``Luna-Request-Id`` of the create call, passed on so the run's logs name it.
+    """
     from luna_provider.airflow_client import AirflowApiError
 
+    conf: dict[str, Any] = {"task_id": task_id}
+    if request_id:
+        conf["luna_request_id"] = request_id
     try:
-        airflow.trigger_dag_run(task_type.dag_id, dag_run_id(task_id), {"task_id": task_id})
+        airflow.trigger_dag_run(task_type.dag_id, dag_run_id(task_id), conf)
     except AirflowApiError as error:
         failure = TASK_WORKERS_UNREACHABLE(f"task {task_id}: {error}")
         lifecycle.fail_task(engine, task_id, failure)
@@ -87,9 +95,10 @@ def submit_task(
     body: dict[str, Any],
     *,
     schedule_id: int | None = None,
+    request_id: str | None = None,
 ) -> int:
     """Check, store and start a task; return its id."""
     check_content(task_type, body["content"])
     task_id = store_task(engine, task_type, account_id, body, schedule_id=schedule_id)
-    start_run(engine, airflow, task_id, task_type)
+    start_run(engine, airflow, task_id, task_type, request_id)
     return task_id

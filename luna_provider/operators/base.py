@@ -110,6 +110,10 @@ class LunaTaskOperator(BaseOperator):
         from luna_provider.settings import load
 
         hook = LunaHook(self.luna_conn_id)
+        dag_run = context.get("dag_run")
+        request_id = (getattr(dag_run, "conf", None) or {}).get("luna_request_id")
+        if request_id:
+            self.log.info("task %s was created by request %s", context["params"]["task_id"], request_id)
         return self.run_phase(
             int(context["params"]["task_id"]),
             engine=hook.get_engine(),

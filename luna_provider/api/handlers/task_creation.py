@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from luna_provider.api import services
+from luna_provider.api.middleware import request_id_var
 from luna_provider.submission import submit_task
 from luna_provider.task_types import TaskType
 
 
 def _create(task_type: TaskType, body: dict) -> tuple[dict, int]:
     task_id = submit_task(
-        services.engine(), services.airflow(), task_type, services.header_account_id(), body
+        services.engine(),
+        services.airflow(),
+        task_type,
+        services.header_account_id(),
+        body,
+        request_id=request_id_var.get(),
     )
     return {"task_id": task_id}, 201
 

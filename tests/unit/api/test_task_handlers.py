@@ -29,11 +29,16 @@ def assert_luna_error(response: Any, status: int, code: int) -> dict:
 
 class TestCreate:
     def test_clustering_task_is_stored_pending_and_triggered(self, client, headers, engine, airflow) -> None:
-        response = client.post("/6/tasks/clustering", json=FACES_BODY, headers=headers)
+        request_id = "1536751345,8b8b5937-2e9c-4e8b-a7a7-5caf86621b5a"
+
+        response = client.post(
+            "/6/tasks/clustering", json=FACES_BODY, headers={**headers, "Luna-Request-Id": request_id}
+        )
 
         assert response.status_code == 201, response.text
         task_id = response.json()["task_id"]
-        assert airflow.triggered == [("luna_clustering", f"luna_task_{task_id}", {"task_id": task_id})]
+        conf = {"task_id": task_id, "luna_request_id": request_id}
+        assert airflow.triggered == [("luna_clustering", f"luna_task_{task_id}", conf)]
         task = client.get(f"/6/tasks/{task_id}", headers=headers).json()
         assert task["task_status"] == 0
         assert task["task_type"] == 2
