@@ -18,6 +18,7 @@ from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescrip
 
 #: event filters over plain columns: filter name -> (column, operator)
 _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
+    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "end_time__gte": ("end_time", "gte"),
@@ -43,6 +44,7 @@ _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 _FACE_COLUMNS: dict[str, tuple[str, str]] = {
+    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "face_ids": ("face_id", "in"),
@@ -91,8 +93,12 @@ def event_conditions(account_id: uuid.UUID, filters: dict, default_upper: dateti
         conditions.append(Event.create_time < default_upper)
     if filters.get("tags"):
         conditions.append(Event.tags.op("?|")(list(filters["tags"])))
-    if filters.get("meta"):
-        conditions.append(Event.meta.contains(filters["meta"]))
+    for path, value in (filters.get("meta") or {}).items():
+        # each key is a dot-separated path into meta: {"a.b": 1} must match {"a": {"b": 1, ...}}
+        nested: Any = value
+        for name in reversed(path.split(".")):
+            nested = {name: nested}
+        conditions.append(Event.meta.contains(nested))
     return conditions
 
 
