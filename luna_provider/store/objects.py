@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, exists, select
+from sqlalchemy import Engine, Select, Text, and_, cast, exists, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescriptor, ListFace
@@ -92,7 +93,8 @@ def event_conditions(account_id: uuid.UUID, filters: dict, default_upper: dateti
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Event.create_time < default_upper)
     if filters.get("tags"):
-        conditions.append(Event.tags.op("?|")(list(filters["tags"])))
+        # ?| takes a text[]; a plain list would be bound as jsonb and match no operator
+        conditions.append(Event.tags.has_any(cast(list(filters["tags"]), ARRAY(Text))))
     for path, value in (filters.get("meta") or {}).items():
         # each key is a dot-separated path into meta: {"a.b": 1} must match {"a": {"b": 1, ...}}
         nested: Any = value
