@@ -163,6 +163,9 @@ def write_archive(
         image the store no longer has; the archive goes on without it.
     """
     stats = ArchiveStats()
+    # TODO: zipfile keeps one ZipInfo (about 0.5 KB) per entry until it writes the central
+    # directory at close, so an export of millions of samples holds that much per image in memory;
+    # a bounded footprint would need a central directory spilled to a work file.
     with store.open(key, "wb") as raw:
         output = raw if raw.seekable() else _Unseekable(raw)
         with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
