@@ -100,3 +100,23 @@ DESCRIPTOR_VERSION_UNKNOWN = ErrorKind(
 )
 TASK_RUN_LOST = ErrorKind(28044, "Task failed", "The run of task {} was lost: {}", 500)
 SERVICE_UNAVAILABLE = ErrorKind(28045, "Service unavailable", "Dependency unavailable: {}", 502)
+
+# designed: exporter and reporter (28070-28079)
+REPORT_NOT_CLUSTERING = ErrorKind(
+    28070,
+    "Bad/incomplete input data",
+    "Task '{}' is not a clustering task and does not support a report",
+    400,
+)
+REPORT_COLUMNS_NOT_APPLICABLE = ErrorKind(
+    28071, "Bad/incomplete input data", "Columns {} do not apply to a report on {}", 400
+)
+EXPORT_SAMPLE_NOT_FOUND = ErrorKind(
+    28072, "Object not found", "Sample '{}' of object '{}' not found in the object store", 404
+)
+REPORT_SOURCE_UNREADABLE = ErrorKind(
+    28073, "Internal server error", "Result of clustering task '{}' cannot be read: {}", 500
+)
+EXPORT_BAD_DELIMITER = ErrorKind(
+    28074, "Bad/incomplete input data", "CSV delimiter {!r} is not allowed: {}", 400
+)

@@ -35,6 +35,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    "LUNA_EXPORTER_SUBTASK_SIZE": (
+        "10000",
+        "objects one exporter or reporter subtask writes to its CSV part",
+    ),
+    "LUNA_EXPORTER_BATCH_SIZE": (
+        "1000",
+        "rows an exporter or reporter subtask reads per database round trip",
+    ),
 }
 
 
@@ -66,6 +74,8 @@ class Settings:
     trigger_retries: int
     reconcile_interval: float
     callback_timeout: float
+    exporter_subtask_size: int
+    exporter_batch_size: int
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -124,4 +134,6 @@ def load() -> Settings:
         trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
         reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+        exporter_subtask_size=int(_env("LUNA_EXPORTER_SUBTASK_SIZE")),
+        exporter_batch_size=int(_env("LUNA_EXPORTER_BATCH_SIZE")),
     )

@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, exists, select
+from sqlalchemy import Engine, Select, Text, and_, cast, exists, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescriptor, ListFace
 
 #: event filters over plain columns: filter name -> (column, operator)
 _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
+    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "end_time__gte": ("end_time", "gte"),
@@ -43,6 +45,7 @@ _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 _FACE_COLUMNS: dict[str, tuple[str, str]] = {
+    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "face_ids": ("face_id", "in"),
@@ -90,9 +93,14 @@ def event_conditions(account_id: uuid.UUID, filters: dict, default_upper: dateti
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Event.create_time < default_upper)
     if filters.get("tags"):
-        conditions.append(Event.tags.op("?|")(list(filters["tags"])))
-    if filters.get("meta"):
-        conditions.append(Event.meta.contains(filters["meta"]))
+        # ?| takes a text[]; a plain list would be bound as jsonb and match no operator
+        conditions.append(Event.tags.has_any(cast(list(filters["tags"]), ARRAY(Text))))
+    for path, value in (filters.get("meta") or {}).items():
+        # each key is a dot-separated path into meta: {"a.b": 1} must match {"a": {"b": 1, ...}}
+        nested: Any = value
+        for name in reversed(path.split(".")):
+            nested = {name: nested}
+        conditions.append(Event.meta.contains(nested))
     return conditions
 
 
