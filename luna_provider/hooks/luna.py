@@ -32,7 +32,7 @@ class LunaHook(BaseHook):
 
     def database_url(self) -> str:
         """Return the SQLAlchemy URL of the service database."""
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         from luna_provider.settings import load
 

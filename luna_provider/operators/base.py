@@ -123,7 +123,7 @@ class LunaTaskOperator(BaseOperator):
 
     def run_phase(self, task_id: int, *, engine: Engine, store: ObjectStore, settings: Settings) -> Any:
         """Run this operator's phase for the stored task ``task_id``."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         started = time.monotonic()
         if self.phase == "fail":
@@ -153,7 +153,7 @@ class LunaTaskOperator(BaseOperator):
         return result
 
     def _execute_split(self, run: TaskRun) -> list[dict]:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         task_id = run.task.task_id
         if lifecycle.start_task(run.engine, task_id) is None:
@@ -167,7 +167,7 @@ class LunaTaskOperator(BaseOperator):
         ]
 
     def _execute_subtask(self, run: TaskRun) -> str | None:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         part = dict(self.part or {})
         subtask = lifecycle.start_subtask(run.engine, part["subtask_id"])
@@ -183,7 +183,7 @@ class LunaTaskOperator(BaseOperator):
         return key
 
     def _execute_collect(self, run: TaskRun) -> str | None:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 

@@ -25,7 +25,7 @@ class LunaScheduleOperator(BaseOperator):
         self.luna_conn_id = luna_conn_id
 
     def execute(self, context: Any) -> int:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from luna_provider.hooks.luna import LunaHook
         from luna_provider.schedules import create_scheduled_task

@@ -35,7 +35,8 @@ class TestExporterCreate:
 
         assert response.status_code == 201, response.text
         task_id = response.json()["task_id"]
-        assert airflow.triggered == [("luna_exporter", f"luna_task_{task_id}", {"task_id": task_id})]
+        [(dag_id, run_id, conf)] = airflow.triggered
+        assert (dag_id, run_id, conf["task_id"]) == ("luna_exporter", f"luna_task_{task_id}", task_id)
         assert client.get(f"/6/tasks/{task_id}", headers=headers).json()["task_type"] == 8
 
     @pytest.mark.parametrize("delimiter", ['"', "\n", "\r"])
@@ -58,7 +59,9 @@ class TestReporterCreate:
 
         assert response.status_code == 201, response.text
         task_id = response.json()["task_id"]
-        assert airflow.triggered == [("luna_reporter", f"luna_task_{task_id}", {"task_id": task_id})]
+        assert [(d, r, c["task_id"]) for d, r, c in airflow.triggered] == [
+            ("luna_reporter", f"luna_task_{task_id}", task_id)
+        ]
 
     @pytest.mark.parametrize(
         ("case", "status", "code", "detail"),

@@ -148,7 +148,7 @@ def test_empty_selection_gives_empty_result(engine, store, account_id, monkeypat
 
 
 def test_cancelled_task_is_not_resumed(engine, store, account_id, monkeypatch) -> None:
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     records, _ = make_faces(10, people=2, seed=4)
     import_faces(engine, account_id, enumerate(records, 1), DLIB_RESNET_V1)
