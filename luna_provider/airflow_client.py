@@ -191,7 +191,29 @@ class AirflowClient:
         resp = self._request("GET", f"/api/v2/dags/{_q(dag_id)}/details")
         _raise_for(resp)
         token = resp.json()["file_token"]
-        _raise_for(self._request("PUT", f"/api/v2/parseDagFile/{_q(token)}"))
+        parsed = self._request("PUT", f"/api/v2/parseDagFile/{_q(token)}")
+        if parsed.status_code != 409:  # 409: a parse of that file is already requested
+            _raise_for(parsed)
+
+    def paused_states(self, prefix: str) -> dict[str, bool]:
+        """Return ``is_paused`` of every registered DAG whose id starts with ``prefix``."""
+        states: dict[str, bool] = {}
+        while True:
+            resp = self._request(
+                "GET",
+                "/api/v2/dags",
+                params={
+                    "limit": _PAGE,
+                    "offset": len(states),
+                    "dag_id_pattern": f"{prefix}%",
+                    "paused": None,
+                },
+            )
+            _raise_for(resp)
+            page = resp.json().get("dags", [])
+            states.update({item["dag_id"]: bool(item["is_paused"]) for item in page})
+            if len(page) < _PAGE:
+                return states
 
     def set_dag_paused(self, dag_id: str, paused: bool, wait: float = 0.0) -> None:
         """Pause or unpause ``dag_id``, waiting up to ``wait`` seconds for a new DAG to appear."""

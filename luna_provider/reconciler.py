@@ -73,6 +73,7 @@ def start_reconciler(settings: Settings) -> threading.Thread | None:
     if settings.reconcile_interval <= 0:
         return None
     from luna_provider.airflow_client import AirflowClient
+    from luna_provider.schedules import reconcile_pause_states
     from luna_provider.store.db import get_engine
 
     def loop() -> None:
@@ -81,6 +82,7 @@ def start_reconciler(settings: Settings) -> threading.Thread | None:
         while not stop.wait(settings.reconcile_interval):
             try:
                 reconcile_once(engine, airflow)
+                reconcile_pause_states(engine, airflow)
             except Exception:
                 log.exception("reconcile pass failed")
 

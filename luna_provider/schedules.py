@@ -44,11 +44,35 @@ def sync_schedule_dag(airflow: AirflowClient, dag_id: str, *, paused: bool | Non
 
     try:
         airflow.reparse_dag_file(SCHEDULES_ANCHOR_DAG_ID)
-        if paused is not None:
-            airflow.set_dag_paused(dag_id, paused, wait=10.0)
     except AirflowApiError as error:
         # the next periodic parse picks the change up anyway; only the delay is lost
-        log.warning("could not sync %s with Airflow now: %s", dag_id, error)
+        log.warning("could not ask Airflow to re-read the schedules now: %s", error)
+    if paused is None:
+        return
+    try:
+        airflow.set_dag_paused(dag_id, paused, wait=10.0)
+    except AirflowApiError as error:
+        # the reconciler sets the pause state on its next pass
+        log.warning("could not set the pause state of %s now: %s", dag_id, error)
+
+
+def reconcile_pause_states(engine: Engine, airflow: AirflowClient) -> int:
+    """Make every schedule DAG's pause state match its schedule's status; return how many changed."""
+    from sqlalchemy import select
+
+    from luna_provider.store.models import Schedule
+
+    with engine.connect() as connection:
+        wanted = {
+            schedule_dag_id(schedule_id): status != "running"
+            for schedule_id, status in connection.execute(select(Schedule.schedule_id, Schedule.status))
+        }
+    changed = 0
+    for dag_id, paused in airflow.paused_states("luna_schedule_").items():
+        if dag_id in wanted and wanted[dag_id] != paused:
+            airflow.set_dag_paused(dag_id, wanted[dag_id])
+            changed += 1
+    return changed
 
 
 def create_scheduled_task(engine: Engine, schedule_id: int) -> int | None:

@@ -47,3 +47,46 @@ def test_lost_tasks_are_retriggered_or_failed(engine, luna_env, account_id) -> N
     assert lifecycle.get_task(engine, fresh).task_status == 0
     with engine.connect() as connection:
         assert connection.execute(TaskError.__table__.select()).one().error_code == 28044
+
+
+class PauseStates:
+    def __init__(self, states: dict[str, bool]) -> None:
+        self.states = states
+        self.set_calls: list[tuple[str, bool]] = []
+
+    def paused_states(self, prefix: str) -> dict[str, bool]:
+        return {dag_id: paused for dag_id, paused in self.states.items() if dag_id.startswith(prefix)}
+
+    def set_dag_paused(self, dag_id: str, paused: bool, wait: float = 0) -> None:
+        self.set_calls.append((dag_id, paused))
+
+
+def test_schedule_pause_states_follow_the_store(engine, luna_env, account_id) -> None:
+    from luna_provider.schedules import reconcile_pause_states
+    from luna_provider.store.models import Schedule
+
+    with engine.begin() as connection:
+        for status in ("running", "paused", "running"):
+            connection.execute(
+                Schedule.__table__.insert().values(
+                    account_id=account_id,
+                    task_type=2,
+                    task={},
+                    trigger={"cron": "* * * * *"},
+                    behaviour={},
+                    status=status,
+                )
+            )
+    airflow = PauseStates(
+        {
+            "luna_schedule_1": True,
+            "luna_schedule_2": False,
+            "luna_schedule_3": False,
+            "luna_schedule_9": True,
+            "luna_clustering": True,
+        }
+    )
+
+    assert reconcile_pause_states(engine, airflow) == 2
+
+    assert sorted(airflow.set_calls) == [("luna_schedule_1", False), ("luna_schedule_2", True)]
