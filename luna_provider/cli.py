@@ -1,4 +1,4 @@
-"""The ``luna-tasks`` command: run the embedded stack, the API alone, migrations, imports, a demo."""
+"""The ``luna-tasks`` command: the embedded stack (with a demo), the API alone, migrations, imports."""
 
 from __future__ import annotations
 
@@ -64,9 +64,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import faces with descriptors from a JSON Lines file."""
+    from sqlalchemy.exc import OperationalError
+
     from luna_provider.compute.descriptors import UnknownDescriptorVersion, get_descriptor_version
     from luna_provider.importer import ImportLineError, import_faces, read_lines
-    from luna_provider.settings import load
+    from luna_provider.settings import load, mask_url
     from luna_provider.store.db import get_engine
 
     settings = load()
@@ -83,6 +85,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         report = import_faces(get_engine(settings.database_url), account_id, read_lines(args.file), version)
     except (OSError, ImportLineError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        print(
+            f"error: cannot reach the service database ({mask_url(settings.database_url)}): {reason}\n"
+            "Is the stack running (luna-tasks standalone), or LUNA_DATABASE_URL set?",
+            file=sys.stderr,
+        )
         return 1
     for problem in report.rejected:
         print(f"rejected {problem}", file=sys.stderr)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEMO_ACCOUNT = uuid.UUID("7daa0e35-36a2-474a-8f2b-87f78b59d080")
+#: fixed ids, so that running the demo again reuses its faces instead of adding copies
+DEMO_LIST = uuid.uuid5(DEMO_ACCOUNT, "demo list")
 
 
 def synthetic_faces(people: int = 5, per_person: int = 12, seed: int = 7) -> list[dict]:
@@ -38,6 +40,7 @@ def synthetic_faces(people: int = 5, per_person: int = 12, seed: int = 7) -> lis
             vector = centre + noise * (0.1 / np.linalg.norm(noise))
             records.append(
                 {
+                    "face_id": str(uuid.uuid5(DEMO_ACCOUNT, f"p{person + 1}-{sample + 1}")),
                     "descriptor": vector.round(6).tolist(),
                     "user_data": f"person {person + 1}",
                     "external_id": f"p{person + 1}-{sample + 1}",
@@ -56,7 +59,7 @@ def run_demo(settings: Settings) -> dict:
 
     engine = get_engine(settings.database_url)
     records = synthetic_faces()
-    list_id = str(uuid.uuid4())
+    list_id = str(DEMO_LIST)
     for record in records:
         record["list_ids"] = [list_id]
     report = import_faces(engine, DEMO_ACCOUNT, enumerate(records, 1), DLIB_RESNET_V1)

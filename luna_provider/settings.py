@@ -35,6 +35,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    # read where they are used, listed here so that every setting is documented in one place
+    "LUNA_DAGS_FOLDER": ("", "DAGs folder of the embedded stack (the repository's ``dags/`` when empty)"),
+    "LUNA_PLUGINS_FOLDER": ("", "plugins folder of the embedded stack (the repository's ``plugins/``)"),
+    "LUNA_TELEGRAM_API_URL": ("https://api.telegram.org", "Telegram Bot API used by telegram callbacks"),
     "LUNA_EXPORTER_SUBTASK_SIZE": (
         "10000",
         "objects one exporter or reporter subtask writes to its CSV part",

@@ -278,6 +278,8 @@ class _Stack:
         return [
             sys.executable, "-m", "uvicorn", "--factory", f"{API_APP_MODULE}:create_asgi_app",
             "--host", s.api_host, "--port", str(s.api_port), "--timeout-graceful-shutdown", "5",
+            # the API logs each request itself, with its request id
+            "--no-access-log",
         ]  # fmt: skip
 
     def _spawn(self, name: str, argv: list[str]) -> Child:
@@ -380,7 +382,7 @@ def _print_table(facts: dict[str, object]) -> None:
     rows = [
         ("PostgreSQL", str(facts["postgres_url"])),
         ("Airflow UI", f"{facts['airflow_url']}  ({login})"),
-        ("Luna API", f"{facts['api_url']}/1" if facts["api_url"] else "(not started)"),
+        ("Luna API", f"{facts['api_url']}/6 (also /1)" if facts["api_url"] else "(not started)"),
         ("LUNA_HOME", str(facts["home"])),
         ("Logs", str(facts["logs"])),
     ]

@@ -93,7 +93,8 @@ def _handle_luna_error(request: ConnexionRequest, error: Exception) -> Connexion
 
 def _handle_problem(request: ConnexionRequest, problem: Exception) -> ConnexionResponse:
     assert isinstance(problem, ProblemException)
-    detail = str(problem.detail or problem.title or "")
+    # parameter errors carry a whole jsonschema dump after the first line; the first line says it
+    detail = str(problem.detail or problem.title or "").strip().split("\n", 1)[0]
     if isinstance(problem, ExtraParameterProblem):
         error = BAD_QUERY_PARAM(detail)
     elif isinstance(problem, BadRequestProblem):

@@ -70,9 +70,8 @@ class Task(Base):
     content: Mapped[dict] = mapped_column(JSONB)
     notification_policy: Mapped[dict] = mapped_column(JSONB, default=dict)
     result_storage_policy: Mapped[dict] = mapped_column(JSONB, default=dict)
-    schedule_id: Mapped[int | None] = mapped_column(
-        ForeignKey("schedules.schedule_id", ondelete="SET NULL"), index=True
-    )
+    #: the schedule that created the task; kept after the schedule is deleted, so history stays linked
+    schedule_id: Mapped[int | None] = mapped_column(Integer, index=True)
     result_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
     #: object-store key and media type of the stored result
     result_key: Mapped[str | None] = mapped_column(Text)

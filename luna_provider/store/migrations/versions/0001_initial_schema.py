@@ -169,7 +169,6 @@ def upgrade() -> None:
         sa.Column(
             "last_update_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
-        sa.ForeignKeyConstraint(["schedule_id"], ["schedules.schedule_id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("task_id"),
     )
     op.create_index("ix_tasks_account_create", "tasks", ["account_id", "create_time"], unique=False)
