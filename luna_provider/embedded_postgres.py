@@ -50,11 +50,16 @@ class EmbeddedPostgres:
     :param data_dir: PGDATA; created and initialised on the first :meth:`start`.
     :param port: TCP port to listen on.
     :param log_file: server log (``pg_ctl -l``).
-    :param host: address to listen on; only loopback is safe since authentication is ``trust``.
+    :param host: address to listen on.
+    :param password: the superuser's password; a new cluster then asks every connection for it
+        (scram-sha-256). Without one, connections from ``host`` are trusted: for tests only.
     """
 
-    def __init__(self, data_dir: Path, port: int, log_file: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, data_dir: Path, port: int, log_file: Path, host: str = "127.0.0.1", password: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.password = password
         self.port = port
         self.log_file = Path(log_file)
         self.host = host
@@ -69,8 +74,11 @@ class EmbeddedPostgres:
         return (self.data_dir / "PG_VERSION").exists()
 
     def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
-        """Return the SQLAlchemy URL of ``database`` on this server (no password: trust auth)."""
-        return f"{driver}://{SUPERUSER}@{self.host}:{self.port}/{database}"
+        """Return the SQLAlchemy URL of ``database`` on this server."""
+        from urllib.parse import quote
+
+        credentials = f"{SUPERUSER}:{quote(self.password, safe='')}" if self.password else SUPERUSER
+        return f"{driver}://{credentials}@{self.host}:{self.port}/{database}"
 
     def start(self) -> bool:
         """Initialise the cluster if needed and start the server; return whether initdb ran."""
@@ -78,11 +86,7 @@ class EmbeddedPostgres:
         created = False
         if not self.initialized:
             log.info("Initialising PostgreSQL data folder %s", self.data_dir)
-            self._run(
-                "initdb",
-                ["-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"],
-                timeout=120,
-            )
+            self._initdb()
             created = True
         if self.is_running():
             # A server left over by a supervisor that was killed: restart it so that the port and
@@ -113,6 +117,29 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as exc:
             raise EmbeddedPostgresError(f"{exc}\n--- {self.log_file} ---\n{self.log_tail()}") from None
         return created
+
+    def _initdb(self) -> None:
+        args = ["-D", str(self.data_dir), "-U", SUPERUSER, "--encoding=UTF8", "--no-locale"]
+        if not self.password:
+            self._run("initdb", [*args, "--auth=trust"], timeout=120)
+            return
+        # the password reaches initdb through a file only its user can read, never the command line
+        with tempfile.TemporaryDirectory() as folder:
+            pwfile = Path(folder) / "pw"
+            pwfile.write_text(self.password + "\n")
+            pwfile.chmod(0o600)
+            user = self._system_user()
+            if user is not None:
+                os.chown(folder, user.pw_uid, user.pw_gid)
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+            self._run("initdb", [*args, "--auth=scram-sha-256", f"--pwfile={pwfile}"], timeout=120)
+
+    def _connect(self, database: str) -> Any:
+        import psycopg2
+
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=SUPERUSER, dbname=database, password=self.password or None
+        )
 
     def is_running(self) -> bool:
         """Return whether a postmaster serves this data folder."""
@@ -159,7 +186,7 @@ class EmbeddedPostgres:
         import psycopg2
 
         try:
-            conn = psycopg2.connect(host=self.host, port=self.port, user=SUPERUSER, dbname=database)
+            conn = self._connect(database)
         except psycopg2.Error:
             return None
         try:
@@ -174,9 +201,8 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> bool:
         """Create database ``name`` if it is missing; return whether it was created."""
-        import psycopg2
 
-        conn = psycopg2.connect(host=self.host, port=self.port, user=SUPERUSER, dbname="postgres")
+        conn = self._connect("postgres")
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
@@ -198,7 +224,7 @@ class EmbeddedPostgres:
             return ""
 
     def describe(self) -> str:
-        """Return the server's URL, for people (there is no password to hide)."""
+        """Return the server's address for people, without the password."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}"
 
     # -- internals ----------------------------------------------------------------------------------

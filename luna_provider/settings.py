@@ -104,9 +104,22 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if has_password else url
 
 
-def embedded_database_url(port: int, database: str = "luna") -> str:
+def embedded_database_url(port: int, database: str = "luna", password: str | None = None) -> str:
     """Return the URL of a database on the embedded PostgreSQL server."""
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"
+    from urllib.parse import quote
+
+    credentials = f"postgres:{quote(password, safe='')}" if password else "postgres"
+    return f"postgresql+psycopg2://{credentials}@127.0.0.1:{port}/{database}"
+
+
+def embedded_postgres_password(home: Path) -> str | None:
+    """Return the embedded PostgreSQL's password from the stack's secrets, if the stack has made them."""
+    import json
+
+    try:
+        return json.loads((home / "secrets" / "stack.json").read_text()).get("postgres_password")
+    except (OSError, ValueError):
+        return None
 
 
 def load() -> Settings:
@@ -117,7 +130,8 @@ def load() -> Settings:
     api_port = int(_env("LUNA_API_PORT"))
     return Settings(
         home=home,
-        database_url=_env("LUNA_DATABASE_URL") or embedded_database_url(postgres_port),
+        database_url=_env("LUNA_DATABASE_URL")
+        or embedded_database_url(postgres_port, password=embedded_postgres_password(home)),
         object_store_url=_env("LUNA_OBJECT_STORE_URL") or (home / "objects").as_uri(),
         airflow_api_url=(
             _env("LUNA_AIRFLOW_API_URL") or f"http://127.0.0.1:{_env('LUNA_AIRFLOW_PORT')}"

@@ -25,31 +25,59 @@ def _passwords_file(home: Path) -> Path:
     return home / "secrets" / "airflow-passwords.json"
 
 
-def stack_secrets(home: Path) -> dict[str, str]:
-    """Return the stack's generated secrets, creating them (mode 0600) on the first call."""
-    path = secrets_file(home)
-    if not path.exists():
-        import base64
+def _new_secrets() -> dict[str, str]:
+    import base64
 
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        values = {
-            "jwt_secret": secrets.token_urlsafe(48),
-            "api_secret_key": secrets.token_urlsafe(48),
-            "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "airflow_password": secrets.token_urlsafe(18),
-        }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(values, out)
-        try:
+    return {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "api_secret_key": secrets.token_urlsafe(48),
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "airflow_password": secrets.token_urlsafe(18),
+        "postgres_password": secrets.token_urlsafe(18),
+    }
+
+
+def stack_secrets(home: Path) -> dict[str, str]:
+    """Return the stack's generated secrets, creating them (mode 0600) on the first call.
+
+    A secrets file from an older release gets the keys it lacks; existing values never change.
+    """
+    path = secrets_file(home)
+    current = json.loads(path.read_text()) if path.exists() else {}
+    fresh = _new_secrets()
+    if set(fresh) <= set(current):
+        return current
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({**fresh, **current}, out)
+    try:
+        if current:
+            tmp.replace(path)
+        else:
             # link() fails if another process created the file first: theirs wins, no torn reads.
             os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
     return json.loads(path.read_text())
+
+
+def with_embedded_password(settings: Settings) -> Settings:
+    """Return ``settings`` whose embedded service-database URL carries the stack's password."""
+    import dataclasses
+
+    password = stack_secrets(settings.home)["postgres_password"]
+    if settings.database_url in (
+        embedded_database_url(settings.postgres_port),
+        embedded_database_url(settings.postgres_port, password=password),
+    ):
+        return dataclasses.replace(
+            settings, database_url=embedded_database_url(settings.postgres_port, password=password)
+        )
+    return settings
 
 
 def airflow_url(settings: Settings) -> str:
@@ -80,7 +108,11 @@ def _external_airflow_db() -> str:
 
 def needs_embedded_postgres(settings: Settings) -> bool:
     """Return whether the service or the Airflow database lives on the embedded server."""
-    embedded_luna = settings.database_url == embedded_database_url(settings.postgres_port)
+    password = stack_secrets(settings.home)["postgres_password"]
+    embedded_luna = settings.database_url in (
+        embedded_database_url(settings.postgres_port),
+        embedded_database_url(settings.postgres_port, password=password),
+    )
     return embedded_luna or not _external_airflow_db()
 
 
@@ -102,7 +134,9 @@ def service_environment(
     api_server = airflow_url(settings)
     user, password = admin_credentials(settings)
     keys = stack_secrets(home)
-    airflow_db = _external_airflow_db() or embedded_database_url(settings.postgres_port, "airflow")
+    airflow_db = _external_airflow_db() or embedded_database_url(
+        settings.postgres_port, "airflow", password=keys["postgres_password"]
+    )
     tunables = {
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",

@@ -31,6 +31,8 @@ from luna_provider.stack_config import (
     needs_embedded_postgres,
     secrets_file,
     service_environment,
+    stack_secrets,
+    with_embedded_password,
     write_airflow_passwords,
 )
 from luna_provider.supervisor import Child, ChildFailed, terminate_all
@@ -78,7 +80,7 @@ def _module_exists(name: str) -> bool:
 
 class _Stack:
     def __init__(self, settings: Settings, dags_folder: Path, plugins_folder: Path) -> None:
-        self.settings = settings
+        self.settings = with_embedded_password(settings)
         self.dags_folder = Path(dags_folder).resolve()
         self.plugins_folder = Path(plugins_folder).resolve()
         self.logs = settings.home / "logs"
@@ -107,7 +109,10 @@ class _Stack:
 
         if needs_embedded_postgres(settings):
             self.postgres = EmbeddedPostgres(
-                settings.home / "postgres", settings.postgres_port, self.logs / "postgres.log"
+                settings.home / "postgres",
+                settings.postgres_port,
+                self.logs / "postgres.log",
+                password=stack_secrets(settings.home)["postgres_password"],
             )
             try:
                 created = self.postgres.start()
@@ -268,7 +273,8 @@ class _Stack:
 
     def _airflow_revision(self) -> str | None:
         """Return the Alembic revision of the embedded Airflow database, if that is where it lives."""
-        embedded = embedded_database_url(self.settings.postgres_port, "airflow")
+        password = stack_secrets(self.settings.home)["postgres_password"]
+        embedded = embedded_database_url(self.settings.postgres_port, "airflow", password=password)
         if self.postgres is None or self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] != embedded:
             return None
         return self.postgres.scalar("airflow", "SELECT version_num FROM alembic_version")

@@ -119,7 +119,8 @@ def test_the_run_is_visible_in_airflow(luna_stack, account) -> None:
 
     assert run is not None
     assert run["state"] == "success"
-    assert run["conf"] == {"task_id": task_id}
+    assert run["conf"]["task_id"] == task_id
+    assert run["conf"]["luna_request_id"]
 
 
 def test_malformed_create_stores_nothing(luna_stack, account) -> None:
