@@ -35,6 +35,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    "LUNA_DEFAULT_CROSSMATCH_THRESHOLD": (
+        "0.5",
+        "cross-match similarity threshold when a task gives none (candidates at or above it are kept)",
+    ),
+    "LUNA_CROSS_MATCH_SUBTASK_SIZE": ("20000", "references one cross-match subtask handles"),
+    "LUNA_ROC_SUBTASK_SIZE": ("10000", "markup objects one ROC subtask matches with all the others"),
+    "LUNA_ROC_CURVE_POINTS": ("1000", "most points of the ROC curve a ROC result lists"),
 }
 
 
@@ -66,6 +73,10 @@ class Settings:
     trigger_retries: int
     reconcile_interval: float
     callback_timeout: float
+    default_crossmatch_threshold: float
+    cross_match_subtask_size: int
+    roc_subtask_size: int
+    roc_curve_points: int
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -124,4 +135,8 @@ def load() -> Settings:
         trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
         reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+        default_crossmatch_threshold=float(_env("LUNA_DEFAULT_CROSSMATCH_THRESHOLD")),
+        cross_match_subtask_size=int(_env("LUNA_CROSS_MATCH_SUBTASK_SIZE")),
+        roc_subtask_size=int(_env("LUNA_ROC_SUBTASK_SIZE")),
+        roc_curve_points=int(_env("LUNA_ROC_CURVE_POINTS")),
     )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: task types whose DAG ships with this release
-AVAILABLE_TASK_TYPES = frozenset({TaskType.CLUSTERING})
+AVAILABLE_TASK_TYPES = frozenset({TaskType.CLUSTERING, TaskType.CROSS_MATCH, TaskType.ROC})
 
 
 def check_content(task_type: TaskType, content: dict[str, Any]) -> None:
@@ -33,6 +33,15 @@ def check_content(task_type: TaskType, content: dict[str, Any]) -> None:
     version = (content.get("descriptor") or {}).get("descriptor_version")
     if version is not None and version not in DESCRIPTOR_VERSIONS:
         raise DESCRIPTOR_VERSION_UNKNOWN(version)
+    if task_type == TaskType.CROSS_MATCH:
+        from luna_provider.operators.match_support import check_descriptor_type, object_type_of
+
+        sides = [object_type_of(content[side]["filters"]) for side in ("references", "candidates")]
+        check_descriptor_type(content, sides)
+    elif task_type == TaskType.ROC:
+        from luna_provider.operators.match_support import check_markup
+
+        check_markup(content)
 
 
 def store_task(

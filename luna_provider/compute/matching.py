@@ -103,15 +103,16 @@ def block_top(values: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray,
     return np.nonzero(keep)
 
 
-def similarity_of_pairs(
-    a: np.ndarray, a_squared: np.ndarray, b: np.ndarray, b_squared: np.ndarray, scale: float
-) -> np.ndarray:
-    """Return the similarity ``max(0, 1 - |a_i - b_i| / scale)`` of each row pair, in float64."""
+def similarity_of_pairs(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+    """Return the similarity ``max(0, 1 - |a_i - b_i| / scale)`` of each row pair, in float64.
+
+    Distances come from the differences, not from ``|a|^2 + |b|^2 - 2 a.b``, so near-duplicates
+    keep their precision (identical descriptors give exactly 1).
+    """
     import numpy as np
 
-    dot = np.einsum("ij,ij->i", a, b)
-    squared = a_squared + b_squared - 2.0 * dot
-    np.maximum(squared, 0.0, out=squared)
+    difference = a - b
+    squared = np.einsum("ij,ij->i", difference, difference)
     return np.clip(1.0 - np.sqrt(squared) / scale, 0.0, 1.0)
 
 
@@ -184,7 +185,7 @@ class CrossMatcher:
             margin = self.error_factor * (self.norms[start:stop] * np.sqrt(largest) + 0.5 * largest) + 1e-12
             rows, cols = self._preselect(score, start, stop, margin, keys)
             del score
-            self._rescore(rows, cols, start, offset, candidates, squared, keys)
+            self._rescore(rows, cols, start, offset, candidates, keys)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(n, limit)`` candidate indexes (``-1``: none) and their similarities."""
@@ -250,16 +251,13 @@ class CrossMatcher:
         start: int,
         offset: int,
         candidates: np.ndarray,
-        squared: np.ndarray,
         keys: np.ndarray,
     ) -> None:
 
         for first in range(0, len(rows), _RESCORE_CHUNK):
             r = rows[first : first + _RESCORE_CHUNK] + start
             c = cols[first : first + _RESCORE_CHUNK]
-            similarity = similarity_of_pairs(
-                self.references[r], self.squared[r], candidates[c], squared[c], self.scale
-            )
+            similarity = similarity_of_pairs(self.references[r], candidates[c], self.scale)
             passed = similarity >= self.threshold
             self.top.merge(r[passed], c[passed] + offset, similarity[passed], keys[c[passed]])
 
