@@ -220,11 +220,13 @@ class CrossMatcher:
         positive = floor > 0
         exact = self._score_bound(np.where(positive, floor, 1.0), start, stop)
         bound = np.where(positive, exact - margin, -np.inf)
-        keep = score >= _down32(bound)[:, None]
-        counts = np.count_nonzero(keep, axis=1)
+        flat = np.flatnonzero(score >= _down32(bound)[:, None])
+        rows = flat // columns
+        cols = flat - rows * columns
+        counts = np.bincount(rows, minlength=stop - start)
         heavy = np.flatnonzero(counts > k)
         if heavy.size == 0:
-            return _entries(keep, int(counts.sum()))
+            return rows, cols
         # More than k candidates of this block pass: narrow them to those near the block's k-th best.
         part = score[heavy]
         kth = np.partition(part, columns - k, axis=1)[:, columns - k].astype(np.float64)
@@ -232,7 +234,8 @@ class CrossMatcher:
         # score at which similarity reaches 0: below it every candidate ties at 0, and ties go by key
         zero = 0.5 * (self.squared[start:stop][heavy] - self.scale * self.scale)
         by_score = positive[heavy] | (near > zero + margin[heavy])
-        keep[heavy[by_score]] = part[by_score] >= _down32(near[by_score])[:, None]
+        narrowed = np.zeros(part.shape, dtype=bool)
+        narrowed[by_score] = part[by_score] >= _down32(near[by_score])[:, None]
         ties = ~by_score
         if ties.any():
             part = part[ties]
@@ -241,8 +244,10 @@ class CrossMatcher:
             maybe_zero = (part <= _up32(zero[ties] + band)[:, None]) & (part > -np.inf)
             tie_keys = np.where(maybe_zero, keys[None, :], NO_KEY)
             kth_key = np.partition(tie_keys, k - 1, axis=1)[:, k - 1]
-            keep[heavy[ties]] = maybe_positive | (maybe_zero & (keys[None, :] <= kth_key[:, None]))
-        return _entries(keep)
+            narrowed[ties] = maybe_positive | (maybe_zero & (keys[None, :] <= kth_key[:, None]))
+        light = counts[rows] <= k
+        heavy_rows, heavy_cols = np.nonzero(narrowed)
+        return np.concatenate([rows[light], heavy[heavy_rows]]), np.concatenate([cols[light], heavy_cols])
 
     def _rescore(
         self,
@@ -260,17 +265,6 @@ class CrossMatcher:
             similarity = similarity_of_pairs(self.references[r], candidates[c], self.scale)
             passed = similarity >= self.threshold
             self.top.merge(r[passed], c[passed] + offset, similarity[passed], keys[c[passed]])
-
-
-def _entries(mask: np.ndarray, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(rows, columns)`` of the true entries of a 2-d mask (faster than ``np.nonzero``)."""
-    import numpy as np
-
-    if count == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    flat = np.flatnonzero(mask)
-    return np.divmod(flat, mask.shape[1])
 
 
 def _down32(values: np.ndarray) -> np.ndarray:
