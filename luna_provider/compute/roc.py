@@ -22,14 +22,6 @@ if TYPE_CHECKING:
 GRID_STEPS = 1 << 20
 
 
-def quantise(similarity: np.ndarray) -> np.ndarray:
-    """Return the grid index of each similarity: ``round(similarity * GRID_STEPS)``, half to even."""
-    import numpy as np
-
-    # scaling by a power of two is exact, so rint is the only rounding
-    return np.rint(similarity * GRID_STEPS).astype(np.int64)
-
-
 @dataclass
 class PairCounts:
     """Counts of positive and negative pairs per score, plus the top-N hit tallies of references."""
@@ -55,9 +47,12 @@ class PairCounts:
         """Count pairs with similarities ``similarity`` whose labels are equal where ``same``."""
         import numpy as np
 
-        # one histogram pass: even bins negative pairs, odd bins positive ones
-        code = quantise(similarity) * 2 + same
-        counts = np.bincount(code.ravel(), minlength=2 * (GRID_STEPS + 1))
+        # one histogram: even bins count negative pairs, odd bins positive ones; float work in place
+        code = np.multiply(similarity, GRID_STEPS)
+        np.rint(code, out=code)
+        code *= 2.0
+        code += same
+        counts = np.bincount(code.astype(np.intp).ravel(), minlength=2 * (GRID_STEPS + 1))
         self.negative += counts[0::2]
         self.positive += counts[1::2]
 

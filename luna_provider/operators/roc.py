@@ -24,8 +24,6 @@ from luna_provider.operators.snapshot import DescriptorSnapshot, descriptor_vers
 from luna_provider.task_types import TaskType
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from luna_provider.store.models import Subtask
 
 #: key FPRs reported when the task names none (the schema's default)
@@ -96,7 +94,13 @@ class LunaRocOperator(LunaTaskOperator):
 
         import numpy as np
 
-        from luna_provider.compute.matching import TopK, block_top
+        from luna_provider.compute.matching import (
+            TopK,
+            augment_columns,
+            augment_rows,
+            block_top,
+            similarity_matrix,
+        )
         from luna_provider.compute.roc import PairCounts, first_hit_counts
 
         started = time.monotonic()
@@ -107,21 +111,19 @@ class LunaRocOperator(LunaTaskOperator):
         block = max(1, run.settings.match_block_size)
         labels = read_int64(run.store, self.labels_key(run))
         keys = read_int64(run.store, self.keys_key(run))
-        rows = snapshot.read_rows(start, stop).astype(np.float64)
-        rows_squared = (rows * rows).sum(1)
+        rows = augment_rows(snapshot.read_rows(start, stop))
         counts = PairCounts.empty(limit)
         top = TopK(stop - start, limit)
-        for offset, columns in snapshot.blocks(0, total, block):
-            columns = columns.astype(np.float64)
-            columns_squared = (columns * columns).sum(1)
+        for offset, block_rows in snapshot.blocks(0, total, block):
+            columns = augment_columns(block_rows)
             column_index = np.arange(offset, offset + len(columns))
+            column_labels = labels[offset : offset + len(columns)]
+            column_keys = keys[offset : offset + len(columns)]
             for first in range(0, stop - start, block):
                 last = min(first + block, stop - start)
                 row_index = np.arange(start + first, start + last)
-                similarity = _similarity(
-                    rows[first:last], rows_squared[first:last], columns, columns_squared, version.scale
-                )
-                same = labels[row_index][:, None] == labels[offset : offset + len(columns)][None, :]
+                similarity = similarity_matrix(rows[first:last], columns, version.scale)
+                same = labels[row_index][:, None] == column_labels[None, :]
                 # each unordered pair once, from its smaller index
                 if offset > row_index[-1]:
                     counts.add_pairs(similarity, same)
@@ -131,8 +133,8 @@ class LunaRocOperator(LunaTaskOperator):
                 # an object is never its own candidate
                 own = np.flatnonzero((row_index >= offset) & (row_index < offset + len(columns)))
                 similarity[own, row_index[own] - offset] = -np.inf
-                r, c = block_top(similarity, keys[offset : offset + len(columns)], limit)
-                top.merge(first + r, offset + c, similarity[r, c], keys[offset + c])
+                r, c = block_top(similarity, column_keys, limit, floor=top.floor()[first:last])
+                top.merge(first + r, offset + c, similarity[r, c], column_keys[c])
         valid = top.index >= 0
         counts.first_hits += first_hit_counts(
             labels[np.where(valid, top.index, 0)],
@@ -221,20 +223,3 @@ class LunaRocOperator(LunaTaskOperator):
     def keys_key(run: TaskRun) -> str:
         """Return the key of the markup objects' tie keys (the rank of each object id)."""
         return f"{run.work_prefix}/markup.rank"
-
-
-def _similarity(
-    rows: np.ndarray, rows_squared: np.ndarray, columns: np.ndarray, columns_squared: np.ndarray, scale: float
-) -> np.ndarray:
-    """Return the float64 similarity matrix of two descriptor blocks (squared norms precomputed)."""
-    import numpy as np
-
-    squared = rows @ columns.T
-    squared *= -2.0
-    squared += rows_squared[:, None]
-    squared += columns_squared[None, :]
-    np.maximum(squared, 0.0, out=squared)
-    np.sqrt(squared, out=squared)
-    np.divide(squared, scale, out=squared)
-    np.subtract(1.0, squared, out=squared)
-    return np.clip(squared, 0.0, 1.0, out=squared)

@@ -144,17 +144,19 @@ def test_empty_candidates_keep_nothing() -> None:
 
 
 @pytest.mark.parametrize("k", [1, 4, 40])
-def test_block_top_with_ties_keeps_smallest_keys(k: int) -> None:
+@pytest.mark.parametrize("with_floor", [False, True])
+def test_block_top_with_ties_keeps_smallest_keys(k: int, with_floor: bool) -> None:
     rng = np.random.default_rng(k)
     values = rng.integers(0, 5, size=(30, 40)).astype(np.float64)  # many ties
     values[rng.random(values.shape) < 0.05] = -np.inf
     keys = rng.permutation(40).astype(np.int64)
+    floor = rng.choice([-np.inf, 1.0, 2.0, 4.0], size=30) if with_floor else np.full(30, -np.inf)
 
-    rows, cols = block_top(values, keys, k)
+    rows, cols = block_top(values, keys, k, floor=floor if with_floor else None)
 
     for row in range(30):
-        finite = [j for j in range(40) if values[row, j] > -np.inf]
-        expected = sorted(finite, key=lambda j: (-values[row, j], keys[j]))[:k]
+        allowed = [j for j in range(40) if values[row, j] > -np.inf and values[row, j] >= floor[row]]
+        expected = sorted(allowed, key=lambda j: (-values[row, j], keys[j]))[:k]
         assert sorted(cols[rows == row].tolist()) == sorted(expected)
 
 
