@@ -267,11 +267,15 @@ class CrossMatcher:
         positive = floor > 0
         exact = self._score_bound(np.where(positive, floor, 1.0), start, stop)
         bound = np.where(positive, exact - margin, -np.inf)
-        flat = np.flatnonzero(score >= _down32(bound)[:, None])
+        # Rows without a bound (threshold 0, top list not full) keep more than k candidates for sure
+        # when the block is wide enough: send them straight to the narrowing below rather than
+        # listing every entry of theirs first.
+        direct = np.isneginf(bound) if columns > k + 1 else np.zeros(len(bound), dtype=bool)
+        flat = np.flatnonzero(score >= _down32(np.where(direct, np.inf, bound))[:, None])
         rows = flat // columns
         cols = flat - rows * columns
         counts = np.bincount(rows, minlength=stop - start)
-        heavy = np.flatnonzero(counts > k)
+        heavy = np.flatnonzero((counts > k) | direct)
         if heavy.size == 0:
             return rows, cols
         # More than k candidates of this block pass: narrow them to those near the block's k-th best.
@@ -292,7 +296,7 @@ class CrossMatcher:
             tie_keys = np.where(maybe_zero, keys[None, :], NO_KEY)
             kth_key = np.partition(tie_keys, k - 1, axis=1)[:, k - 1]
             narrowed[ties] = maybe_positive | (maybe_zero & (keys[None, :] <= kth_key[:, None]))
-        light = counts[rows] <= k
+        light = counts[rows] <= k  # direct rows have no entries in rows
         heavy_rows, heavy_cols = np.nonzero(narrowed)
         return np.concatenate([rows[light], heavy[heavy_rows]]), np.concatenate([cols[light], heavy_cols])
 
