@@ -13,6 +13,7 @@ from luna_provider.operators.match_support import (
     object_type_of,
     positions_in,
     read_ids,
+    read_ids_at,
     read_int64,
     subtask_ranges,
     write_int64,
@@ -91,16 +92,17 @@ class LunaCrossMatchOperator(LunaTaskOperator):
                 offset, rows, read_int64(run.store, self.keys_key(run), offset, offset + len(rows))
             )
         index, similarity = matcher.result()
-        reference_ids = read_ids(references)[start:stop]
-        candidate_ids = read_ids(candidates) if count else np.empty(0, dtype="S36")
+        reference_ids = read_ids(references, start, stop)
+        kept = index >= 0
+        candidate_ids = np.empty(index.shape, dtype="S36")
+        candidate_ids[kept] = read_ids_at(candidates, index[kept])
         key = f"{run.work_prefix}/matches_{subtask.part_index}.json"
         with run.store.open(key, "wb") as stream:
             for row, reference_id in enumerate(reference_ids):
-                kept = index[row] >= 0
                 matches = [
                     {"candidate_id": candidate_id.decode(), "similarity": float(value)}
                     for candidate_id, value in zip(
-                        candidate_ids[index[row][kept]], similarity[row][kept], strict=True
+                        candidate_ids[row][kept[row]], similarity[row][kept[row]], strict=True
                     )
                 ]
                 line = json.dumps(

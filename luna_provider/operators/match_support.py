@@ -48,21 +48,47 @@ def read_int64(store: ObjectStore, key: str, start: int = 0, stop: int | None = 
     return np.frombuffer(data, dtype="<i8")
 
 
-def read_ids(snapshot: DescriptorSnapshot) -> np.ndarray:
-    """Return the snapshot's object ids as a fixed-width bytes array (about 37 bytes per object).
+def read_ids(snapshot: DescriptorSnapshot, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Return ids ``start .. stop`` of the snapshot's objects as a fixed-width bytes array.
 
-    Ids are canonical UUID strings, so byte order is string order.
+    Ids are canonical UUID strings (faces and events have UUID ids), so every line of the ids file
+    has the same width, a range is read with one seek, and byte order is string order.
+    """
+    with snapshot.run.store.open(snapshot.ids_key, "rb") as stream:
+        stream.seek(start * _UUID_LINE)
+        data = stream.read() if stop is None else stream.read((stop - start) * _UUID_LINE)
+    return _uuid_lines(data)
+
+
+def read_ids_at(snapshot: DescriptorSnapshot, positions: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Return the ids of the objects at ``positions``, reading the ids file once in chunks.
+
+    Memory grows with the positions asked for, not with the snapshot.
     """
     import numpy as np
 
+    wanted, inverse = np.unique(positions, return_inverse=True)
+    found = np.empty(len(wanted), dtype="S36")
+    done = 0
     with snapshot.run.store.open(snapshot.ids_key, "rb") as stream:
-        data = stream.read()
-    if len(data) % _UUID_LINE == 0 and data[_UUID_LINE - 1 :: _UUID_LINE].count(b"\n") * _UUID_LINE == len(
-        data
-    ):
-        lines = np.frombuffer(data, dtype=[("id", "S36"), ("newline", "S1")])
-        return lines["id"].copy()
-    return np.array(data.split(b"\n")[:-1], dtype=bytes)
+        start = 0
+        while done < len(wanted):
+            ids = _uuid_lines(stream.read(chunk * _UUID_LINE))
+            if len(ids) == 0:
+                raise ValueError(f"{snapshot.ids_key} has no object {wanted[done]}")
+            inside = wanted[done:][wanted[done:] < start + len(ids)]
+            found[done : done + len(inside)] = ids[inside - start]
+            done += len(inside)
+            start += len(ids)
+    return found[inverse]
+
+
+def _uuid_lines(data: bytes) -> np.ndarray:
+    import numpy as np
+
+    if len(data) % _UUID_LINE or data[_UUID_LINE - 1 :: _UUID_LINE].count(b"\n") * _UUID_LINE != len(data):
+        raise ValueError("object ids must be canonical UUIDs, one per line")
+    return np.frombuffer(data, dtype=[("id", "S36"), ("newline", "S1")])["id"].copy()
 
 
 def id_ranks(ids: np.ndarray) -> np.ndarray:
