@@ -120,3 +120,17 @@ REPORT_SOURCE_UNREADABLE = ErrorKind(
 EXPORT_BAD_DELIMITER = ErrorKind(
     28074, "Bad/incomplete input data", "CSV delimiter {!r} is not allowed: {}", 400
 )
+# designed: cross-match and ROC tasks (28050-28059)
+MARKUP_OBJECT_NOT_FOUND = ErrorKind(
+    28050, "Object not found", "Markup object '{}' not found, or it has no {} descriptor of version {}", 404
+)
+MARKUP_DUPLICATE_OBJECT = ErrorKind(
+    28051, "Bad/incomplete input data", "Object '{}' appears more than once in the markup", 400
+)
+ROC_UNDEFINED = ErrorKind(28052, "Bad/incomplete input data", "The ROC curve is undefined: {}", 400)
+DESCRIPTOR_TYPE_UNAVAILABLE = ErrorKind(
+    28053, "Bad/incomplete input data", "Descriptor type '{}' is not available for {}", 400
+)
+MARKUP_OBJECTS_NOT_FOUND = ErrorKind(
+    28054, "Object not found", "{} more markup objects not found (not listed one by one)", 404
+)

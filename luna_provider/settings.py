@@ -47,6 +47,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "1000",
         "rows an exporter or reporter subtask reads per database round trip",
     ),
+    "LUNA_DEFAULT_CROSSMATCH_THRESHOLD": (
+        "0.5",
+        "cross-match similarity threshold when a task gives none (candidates at or above it are kept)",
+    ),
+    "LUNA_CROSS_MATCH_SUBTASK_SIZE": ("20000", "references one cross-match subtask handles"),
+    "LUNA_ROC_SUBTASK_SIZE": ("10000", "markup objects one ROC subtask matches with all the others"),
+    "LUNA_ROC_CURVE_POINTS": ("1000", "most points of the ROC curve a ROC result lists"),
 }
 
 
@@ -80,6 +87,10 @@ class Settings:
     callback_timeout: float
     exporter_subtask_size: int
     exporter_batch_size: int
+    default_crossmatch_threshold: float
+    cross_match_subtask_size: int
+    roc_subtask_size: int
+    roc_curve_points: int
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -154,4 +165,8 @@ def load() -> Settings:
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
         exporter_subtask_size=int(_env("LUNA_EXPORTER_SUBTASK_SIZE")),
         exporter_batch_size=int(_env("LUNA_EXPORTER_BATCH_SIZE")),
+        default_crossmatch_threshold=float(_env("LUNA_DEFAULT_CROSSMATCH_THRESHOLD")),
+        cross_match_subtask_size=int(_env("LUNA_CROSS_MATCH_SUBTASK_SIZE")),
+        roc_subtask_size=int(_env("LUNA_ROC_SUBTASK_SIZE")),
+        roc_curve_points=int(_env("LUNA_ROC_CURVE_POINTS")),
     )

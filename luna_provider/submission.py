@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: task types whose DAG ships with this release
-AVAILABLE_TASK_TYPES = frozenset({TaskType.CLUSTERING, TaskType.EXPORTER, TaskType.REPORTER})
+AVAILABLE_TASK_TYPES = frozenset(
+    {TaskType.CLUSTERING, TaskType.CROSS_MATCH, TaskType.ROC, TaskType.EXPORTER, TaskType.REPORTER}
+)
 
 
 def check_content(
@@ -51,6 +53,16 @@ def check_content(
         from luna_provider.export.checks import check_reporter_content
 
         check_reporter_content(content, engine=engine, account_id=account_id)
+
+    if task_type == TaskType.CROSS_MATCH:
+        from luna_provider.operators.match_support import check_descriptor_type, object_type_of
+
+        sides = [object_type_of(content[side]["filters"]) for side in ("references", "candidates")]
+        check_descriptor_type(content, sides)
+    elif task_type == TaskType.ROC:
+        from luna_provider.operators.match_support import check_markup
+
+        check_markup(content)
 
 
 def task_row(

@@ -11,13 +11,16 @@ class RecordingAirflow:
 
     def __init__(self) -> None:
         self.triggered: list[tuple[str, str, dict]] = []
+        #: the ``luna_request_id`` of each trigger's conf (left out of ``triggered``)
+        self.request_ids: list[str | None] = []
         self.failed_runs: list[tuple[str, str]] = []
         self.fail_with: Exception | None = None
 
     def trigger_dag_run(self, dag_id: str, run_id: str, conf: dict) -> dict:
         if self.fail_with is not None:
             raise self.fail_with
-        self.triggered.append((dag_id, run_id, conf))
+        self.request_ids.append(conf.get("luna_request_id"))
+        self.triggered.append((dag_id, run_id, {k: v for k, v in conf.items() if k != "luna_request_id"}))
         return {"dag_run_id": run_id, "state": "queued"}
 
     def fail_dag_run(self, dag_id: str, run_id: str) -> None:

@@ -37,8 +37,8 @@ class TestCreate:
 
         assert response.status_code == 201, response.text
         task_id = response.json()["task_id"]
-        conf = {"task_id": task_id, "luna_request_id": request_id}
-        assert airflow.triggered == [("luna_clustering", f"luna_task_{task_id}", conf)]
+        assert airflow.triggered == [("luna_clustering", f"luna_task_{task_id}", {"task_id": task_id})]
+        assert airflow.request_ids == [request_id]
         task = client.get(f"/6/tasks/{task_id}", headers=headers).json()
         assert task["task_status"] == 0
         assert task["task_type"] == 2
