@@ -100,3 +100,17 @@ DESCRIPTOR_VERSION_UNKNOWN = ErrorKind(
 )
 TASK_RUN_LOST = ErrorKind(28044, "Task failed", "The run of task {} was lost: {}", 500)
 SERVICE_UNAVAILABLE = ErrorKind(28045, "Service unavailable", "Dependency unavailable: {}", 502)
+
+# designed, linker and garbage collection (28060-28069)
+LINKER_NO_FACE_DESCRIPTOR = ErrorKind(
+    28060, "Bad/incomplete input data", "Event '{}' has no face descriptor; no face was created from it", 400
+)
+FILTER_ACCOUNT_MISMATCH = ErrorKind(
+    28061,
+    "Bad/incomplete input data",
+    "Filter account_id '{}' differs from the account of the request '{}'",
+    400,
+)
+SAMPLE_FILE_NOT_DELETED = ErrorKind(
+    28062, "Internal server error", "File '{}' of removed sample '{}' could not be deleted: {}", 500
+)

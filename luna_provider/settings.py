@@ -35,6 +35,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    "LUNA_LINKER_SUBTASK_SIZE": ("1000", "objects one linker subtask (and one of its transactions) links"),
+    "LUNA_GC_SUBTASK_SIZE": ("10000", "objects one garbage-collection subtask deletes"),
+    "LUNA_GC_BATCH_SIZE": ("500", "objects deleted per transaction by a garbage-collection subtask"),
+    "LUNA_GC_BATCH_PAUSE": ("0", "seconds a garbage-collection subtask waits between batches (throttle)"),
 }
 
 
@@ -66,6 +70,10 @@ class Settings:
     trigger_retries: int
     reconcile_interval: float
     callback_timeout: float
+    linker_subtask_size: int
+    gc_subtask_size: int
+    gc_batch_size: int
+    gc_batch_pause: float
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -124,4 +132,8 @@ def load() -> Settings:
         trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
         reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+        linker_subtask_size=int(_env("LUNA_LINKER_SUBTASK_SIZE")),
+        gc_subtask_size=int(_env("LUNA_GC_SUBTASK_SIZE")),
+        gc_batch_size=int(_env("LUNA_GC_BATCH_SIZE")),
+        gc_batch_pause=float(_env("LUNA_GC_BATCH_PAUSE")),
     )
