@@ -10,7 +10,6 @@ from luna_provider.operators.snapshot import DescriptorSnapshot, descriptor_vers
 from luna_provider.task_types import TaskType
 
 if TYPE_CHECKING:
-
     import numpy as np
 
     from luna_provider.store.models import Subtask
