@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from luna_provider.store.models import Subtask
 
 
+#: object-store folders of the service itself: a sample row pointing there is broken, and deleting
+#: the file would destroy a task's result or work file
+PROTECTED_FOLDERS = ("results", "work")
+
+
 @dataclass(frozen=True)
 class GcTarget:
     """What one ``target`` of the content deletes: its id column, selection, lock and counters."""
@@ -191,6 +196,8 @@ class LunaGcOperator(LunaTaskOperator):
         """Delete the files of removed samples; a file that cannot be deleted is a task error."""
         for sample_id, storage_key in samples:
             try:
+                if storage_key.split("/", 1)[0] in PROTECTED_FOLDERS:
+                    raise ValueError("the key is in a folder of the service, not a sample")
                 run.store.delete(storage_key)
             except (OSError, ValueError) as error:
                 run.add_error(SAMPLE_FILE_NOT_DELETED(storage_key, sample_id, error), object_id=sample_id)

@@ -469,15 +469,19 @@ def test_cancel_during_a_batch_rolls_it_back(engine, store, account_id, monkeypa
     assert lifecycle.get_task(engine, task_id).task_status == 2
 
 
-def test_unwritable_sample_file_is_a_task_error(engine, store, account_id, monkeypatch) -> None:
+@pytest.mark.parametrize("key", ["../outside.jpg", "results/{account}/task_1.json"])
+def test_sample_file_that_cannot_be_deleted_is_a_task_error(
+    engine, store, account_id, monkeypatch, key
+) -> None:
     rng = np.random.default_rng(10)
     data = Data()
     faces = add_faces(engine, store, data, account_id, 3, rng)
     bad = data.samples[0]["sample_id"]
+    key = key.format(account=account_id)
+    if not key.startswith(".."):
+        store.put_json(key, {"result": "a task result, not a sample"})
     with engine.begin() as connection:
-        connection.execute(
-            Sample.__table__.update().where(Sample.sample_id == bad).values(storage_key="../outside.jpg")
-        )
+        connection.execute(Sample.__table__.update().where(Sample.sample_id == bad).values(storage_key=key))
 
     result = gc_task(engine, store, account_id, {"target": "faces", "remove_samples": True}, monkeypatch)
 
@@ -485,3 +489,33 @@ def test_unwritable_sample_file_is_a_task_error(engine, store, account_id, monke
     assert [error["error_code"] for error in result["errors"]] == [28062]
     with engine.connect() as connection:
         assert connection.scalar(select(TaskError.additional_info)) == str(bad)
+    if not key.startswith(".."):
+        assert store.exists(key)
+
+
+def test_a_deadlocked_batch_is_run_again(engine, store, account_id, monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    class Deadlock(Exception):
+        pgcode = "40P01"
+
+    rng = np.random.default_rng(11)
+    data = Data()
+    add_faces(engine, store, data, account_id, 10, rng)
+    original = LunaGcOperator.delete_batch
+    calls = []
+
+    def deadlock_once(self: Any, run: Any, batch: Any, intent_key: str) -> dict:
+        calls.append(len(batch.ids))
+        counts = original(self, run, batch, intent_key)
+        if len(calls) == 1:  # after the work, before the commit: all of it must roll back
+            raise OperationalError("DELETE ...", {}, Deadlock("deadlock detected"))
+        return counts
+
+    monkeypatch.setattr(LunaGcOperator, "delete_batch", deadlock_once)
+
+    result = gc_task(engine, store, account_id, {"target": "faces", "remove_samples": True}, monkeypatch)
+
+    assert calls[:2] == [7, 7]
+    assert result["result"] == {"target": "faces", "removed_faces": 10, "removed_samples": 10}
+    assert column_set(engine, Face.face_id) == set()

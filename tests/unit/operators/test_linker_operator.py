@@ -316,3 +316,43 @@ def test_empty_selection_gives_an_empty_result(engine, store, account_id, monkey
         },
         "errors": [],
     }
+
+
+def test_a_subtask_rerun_after_a_crash_links_the_rest_and_counts_once(
+    engine, store, account_id, monkeypatch
+) -> None:
+    import luna_provider.operators.linker as linker_module
+
+    rng = np.random.default_rng(6)
+    data = Data()
+    [target] = add_lists(engine, data, account_id, 1)
+    faces = add_faces(engine, store, data, account_id, 30, rng, samples=0)
+    content = {"list": {"list_id": str(target)}, "filters": {"object_type": "faces"}}
+    task_id = store_task(engine, TaskType.LINKER, account_id, {"content": content})
+    monkeypatch.setenv("LUNA_LINKER_SUBTASK_SIZE", "8")
+    monkeypatch.setenv("LUNA_MAX_SUBTASKS", "1")  # one subtask of 30 faces, four batches
+    kwargs = {"engine": engine, "store": store, "settings": load()}
+    [part] = LunaLinkerOperator(task_id="split", phase="split").run_phase(task_id, **kwargs)
+    original = linker_module._link
+    calls = []
+
+    def crash_in_third_batch(*args: Any) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("worker killed")
+        return original(*args)
+
+    monkeypatch.setattr(linker_module, "_link", crash_in_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        LunaLinkerOperator(task_id="subtask", phase="subtask", part=part).run_phase(task_id, **kwargs)
+    assert len(column_set(engine, ListFace.face_id)) == 16
+    monkeypatch.setattr(linker_module, "_link", original)
+
+    LunaLinkerOperator(task_id="subtask", phase="subtask", part=part).run_phase(task_id, **kwargs)
+    LunaLinkerOperator(task_id="collect", phase="collect").run_phase(task_id, **kwargs)
+
+    result = store.get_json(lifecycle.get_task(engine, task_id).result_key)["result"]
+    ids = sorted(str(face["face_id"]) for face in faces)
+    assert result["faces"] == ids
+    assert (result["linked_faces"], result["already_linked"]) == (30, 0)
+    assert column_set(engine, ListFace.face_id) == {face["face_id"] for face in faces}
