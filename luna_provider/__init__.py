@@ -23,7 +23,14 @@ def get_provider_info() -> dict:
         ],
         "hooks": [{"integration-name": "Luna Tasks", "python-modules": ["luna_provider.hooks.luna"]}],
         "operators": [
-            {"integration-name": "Luna Tasks", "python-modules": ["luna_provider.operators.clustering"]}
+            {
+                "integration-name": "Luna Tasks",
+                "python-modules": [
+                    "luna_provider.operators.clustering",
+                    "luna_provider.operators.linker",
+                    "luna_provider.operators.gc",
+                ],
+            }
         ],
         "plugins": [{"name": "luna", "plugin-class": "luna_provider.plugins.luna.LunaPlugin"}],
     }

@@ -134,3 +134,16 @@ DESCRIPTOR_TYPE_UNAVAILABLE = ErrorKind(
 MARKUP_OBJECTS_NOT_FOUND = ErrorKind(
     28054, "Object not found", "{} more markup objects not found (not listed one by one)", 404
 )
+# designed, linker and garbage collection (28060-28069)
+LINKER_NO_FACE_DESCRIPTOR = ErrorKind(
+    28060, "Bad/incomplete input data", "Event '{}' has no face descriptor; no face was created from it", 400
+)
+FILTER_ACCOUNT_MISMATCH = ErrorKind(
+    28061,
+    "Bad/incomplete input data",
+    "Filter account_id '{}' differs from the account of the request '{}'",
+    400,
+)
+SAMPLE_FILE_NOT_DELETED = ErrorKind(
+    28062, "Internal server error", "File '{}' of removed sample '{}' could not be deleted: {}", 500
+)

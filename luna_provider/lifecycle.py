@@ -23,6 +23,8 @@ from luna_provider.store.models import Subtask, Task, TaskError
 from luna_provider.task_types import TaskStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from luna_provider.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -163,21 +165,28 @@ def add_error(
     *,
     subtask_id: int | None = None,
     additional_info: str | None = None,
+    connection: Connection | None = None,
 ) -> None:
-    """Record a task error (a failed object, subtask or the task itself)."""
-    with engine.begin() as connection:
-        connection.execute(
-            insert(TaskError).values(
-                task_id=task_id,
-                subtask_id=subtask_id,
-                error_code=error.error_code,
-                status_code=error.status,
-                description=error.kind.desc,
-                detail=error.detail,
-                link=error.body()["link"],
-                additional_info=additional_info,
-            )
-        )
+    """Record a task error (a failed object, subtask or the task itself).
+
+    With ``connection`` the error is written in that connection's open transaction, so it is kept
+    exactly when the work it reports on is committed.
+    """
+    statement = insert(TaskError).values(
+        task_id=task_id,
+        subtask_id=subtask_id,
+        error_code=error.error_code,
+        status_code=error.status,
+        description=error.kind.desc,
+        detail=error.detail,
+        link=error.body()["link"],
+        additional_info=additional_info,
+    )
+    if connection is not None:
+        connection.execute(statement)
+        return
+    with engine.begin() as own:
+        own.execute(statement)
 
 
 def begin_collect(engine: Engine, task_id: int) -> Task | None:

@@ -54,6 +54,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_CROSS_MATCH_SUBTASK_SIZE": ("20000", "references one cross-match subtask handles"),
     "LUNA_ROC_SUBTASK_SIZE": ("10000", "markup objects one ROC subtask matches with all the others"),
     "LUNA_ROC_CURVE_POINTS": ("1000", "most points of the ROC curve a ROC result lists"),
+    "LUNA_LINKER_SUBTASK_SIZE": ("1000", "objects one linker subtask (and one of its transactions) links"),
+    "LUNA_GC_SUBTASK_SIZE": ("10000", "objects one garbage-collection subtask deletes"),
+    "LUNA_GC_BATCH_SIZE": ("500", "objects deleted per transaction by a garbage-collection subtask"),
+    "LUNA_GC_BATCH_PAUSE": ("0", "seconds a garbage-collection subtask waits between batches (throttle)"),
 }
 
 
@@ -91,6 +95,10 @@ class Settings:
     cross_match_subtask_size: int
     roc_subtask_size: int
     roc_curve_points: int
+    linker_subtask_size: int
+    gc_subtask_size: int
+    gc_batch_size: int
+    gc_batch_pause: float
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -169,4 +177,8 @@ def load() -> Settings:
         cross_match_subtask_size=int(_env("LUNA_CROSS_MATCH_SUBTASK_SIZE")),
         roc_subtask_size=int(_env("LUNA_ROC_SUBTASK_SIZE")),
         roc_curve_points=int(_env("LUNA_ROC_CURVE_POINTS")),
+        linker_subtask_size=int(_env("LUNA_LINKER_SUBTASK_SIZE")),
+        gc_subtask_size=int(_env("LUNA_GC_SUBTASK_SIZE")),
+        gc_batch_size=int(_env("LUNA_GC_BATCH_SIZE")),
+        gc_batch_pause=float(_env("LUNA_GC_BATCH_PAUSE")),
     )

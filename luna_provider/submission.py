@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
 from luna_provider import lifecycle
-from luna_provider.errors import DESCRIPTOR_VERSION_UNKNOWN, TASK_TYPE_UNAVAILABLE, TASK_WORKERS_UNREACHABLE
+from luna_provider.errors import (
+    DESCRIPTOR_VERSION_UNKNOWN,
+    FILTER_ACCOUNT_MISMATCH,
+    LIST_NOT_FOUND,
+    TASK_TYPE_UNAVAILABLE,
+    TASK_WORKERS_UNREACHABLE,
+)
 from luna_provider.store.models import Task
 from luna_provider.task_types import TaskType, dag_run_id
 
@@ -22,8 +29,43 @@ log = logging.getLogger(__name__)
 
 #: task types whose DAG ships with this release
 AVAILABLE_TASK_TYPES = frozenset(
-    {TaskType.CLUSTERING, TaskType.CROSS_MATCH, TaskType.ROC, TaskType.EXPORTER, TaskType.REPORTER}
+    {
+        TaskType.CLUSTERING,
+        TaskType.CROSS_MATCH,
+        TaskType.ROC,
+        TaskType.EXPORTER,
+        TaskType.REPORTER,
+        TaskType.LINKER,
+        TaskType.GC,
+    }
 )
+
+
+def _check_filter_account(account_id: uuid.UUID, filters: dict[str, Any] | None) -> None:
+    """Refuse filters that name another account than the request's."""
+    named = (filters or {}).get("account_id")
+    if named is not None and str(named).lower() != str(account_id).lower():
+        raise FILTER_ACCOUNT_MISMATCH(named, account_id)
+
+
+def _check_linker(engine: Engine, account_id: uuid.UUID, content: dict[str, Any]) -> None:
+    from luna_provider.store.objects import list_exists
+
+    _check_filter_account(account_id, content.get("filters"))
+    list_id = (content.get("list") or {}).get("list_id")
+    if list_id is not None and not list_exists(engine, account_id, list_id):
+        raise LIST_NOT_FOUND(list_id)
+
+
+def _check_gc(engine: Engine, account_id: uuid.UUID, content: dict[str, Any]) -> None:
+    _check_filter_account(account_id, content.get("filters"))
+
+
+#: checks of a task type's content that need the account and the service database, run at creation
+STORE_CHECKS: dict[TaskType, Callable[[Engine, uuid.UUID, dict[str, Any]], None]] = {
+    TaskType.LINKER: _check_linker,
+    TaskType.GC: _check_gc,
+}
 
 
 def check_content(
@@ -35,8 +77,9 @@ def check_content(
 ) -> None:
     """Check what the schema cannot: the task type is served, the descriptor version is known.
 
-    With ``engine`` and ``account_id``, also check what needs the database (a reporter's
-    clustering task); without them those checks wait until the task runs.
+    With ``engine`` and ``account_id``, also check what needs the database: the type's
+    :data:`STORE_CHECKS` (objects the content names exist in the account, e.g. the linker's list)
+    and a reporter's clustering task; without them those checks wait until the task runs.
     """
     from luna_provider.compute.descriptors import DESCRIPTOR_VERSIONS
 
@@ -63,6 +106,9 @@ def check_content(
         from luna_provider.operators.match_support import check_markup
 
         check_markup(content)
+    store_check = STORE_CHECKS.get(task_type)
+    if store_check is not None and engine is not None and account_id is not None:
+        store_check(engine, account_id, content)
 
 
 def task_row(

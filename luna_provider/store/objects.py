@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Text, and_, cast, exists, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Engine, Select, Text, and_, exists, false, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.sql.elements import ColumnElement
 
-from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescriptor, ListFace
+from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescriptor, FaceList, ListFace
 
 #: event filters over plain columns: filter name -> (column, operator)
 _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
@@ -75,9 +75,37 @@ def _conditions(model: type, mapping: dict[str, tuple[str, str]], filters: dict)
     return conditions
 
 
+def _other_account(account_id: uuid.UUID, filters: dict) -> bool:
+    """Tell whether the filters name an account other than the task's (then nothing is selected)."""
+    named = filters.get("account_id")
+    return named is not None and str(named).lower() != str(account_id).lower()
+
+
+def _nested(meta: dict) -> dict | None:
+    """Turn ``{"a.b": v}`` (dot-separated paths) into ``{"a": {"b": v}}`` for JSONB containment.
+
+    Return None when two paths contradict each other (``a`` equal to a value and ``a.b`` to another):
+    no event can match both.
+    """
+    nested: dict = {}
+    for path, value in meta.items():
+        *parents, leaf = path.split(".")
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                return None
+        if leaf in node and node[leaf] != value:
+            return None
+        node[leaf] = value
+    return nested
+
+
 def face_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetime | None) -> list:
     """Return the WHERE conditions selecting an account's faces by ``filters``."""
     conditions = [Face.account_id == account_id, *_conditions(Face, _FACE_COLUMNS, filters)]
+    if _other_account(account_id, filters):
+        conditions.append(false())
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Face.create_time < default_upper)
     if filters.get("list_id"):
@@ -90,17 +118,16 @@ def face_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetim
 def event_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetime | None) -> list:
     """Return the WHERE conditions selecting an account's events by ``filters``."""
     conditions = [Event.account_id == account_id, *_conditions(Event, _EVENT_COLUMNS, filters)]
+    if _other_account(account_id, filters):
+        conditions.append(false())
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Event.create_time < default_upper)
     if filters.get("tags"):
-        # ?| takes a text[]; a plain list would be bound as jsonb and match no operator
-        conditions.append(Event.tags.has_any(cast(list(filters["tags"]), ARRAY(Text))))
-    for path, value in (filters.get("meta") or {}).items():
-        # each key is a dot-separated path into meta: {"a.b": 1} must match {"a": {"b": 1, ...}}
-        nested: Any = value
-        for name in reversed(path.split(".")):
-            nested = {name: nested}
-        conditions.append(Event.meta.contains(nested))
+        # ?| takes a text[]: a plain list parameter would be bound as jsonb and fail
+        conditions.append(Event.tags.has_any(array([str(tag) for tag in filters["tags"]], type_=Text)))
+    if filters.get("meta"):
+        nested = _nested(filters["meta"])
+        conditions.append(false() if nested is None else Event.meta.contains(nested))
     return conditions
 
 
@@ -139,6 +166,17 @@ def descriptor_select(
     if limit is not None:
         query = query.limit(limit)
     return query
+
+
+def list_exists(engine: Engine, account_id: uuid.UUID, list_id: uuid.UUID | str) -> bool:
+    """Tell whether the list ``list_id`` exists and belongs to the account."""
+    with engine.connect() as connection:
+        found = connection.scalar(
+            select(FaceList.list_id).where(
+                FaceList.list_id == uuid.UUID(str(list_id)), FaceList.account_id == account_id
+            )
+        )
+    return found is not None
 
 
 def stream_rows(engine: Engine, query: Select, batch_size: int) -> Iterator[list[tuple]]:

@@ -53,10 +53,10 @@ def _load(session: Session, schedule_id: int, account: uuid.UUID) -> Schedule:
     return schedule
 
 
-def _checked(body: dict) -> tuple[TaskType, dict, dict, dict]:
+def _checked(body: dict, account: uuid.UUID) -> tuple[TaskType, dict, dict, dict]:
     task = body["task"]
     task_type = TaskType(task["task_type"])
-    check_content(task_type, task["content"])
+    check_content(task_type, task["content"], engine=services.engine(), account_id=account)
     trigger = {"timezone": "UTC", **body["trigger"]}
     try:
         next_run_time(trigger, datetime.now().astimezone())
@@ -87,7 +87,7 @@ def _sync_airflow(schedule_id: int, paused: bool | None = None) -> None:
 def create_schedule(body: dict) -> tuple[dict, int]:
     """Create a schedule; its DAG fires tasks on the cron trigger."""
     account = services.header_account_id()
-    task_type, task, trigger, behaviour = _checked(body)
+    task_type, task, trigger, behaviour = _checked(body, account)
     with Session(services.engine(), expire_on_commit=False) as session, session.begin():
         schedule = Schedule(
             account_id=account,
@@ -146,7 +146,7 @@ def _cancel_running(schedule_id: int) -> None:
 def replace_schedule(schedule_id: int, body: dict) -> dict:
     """Replace a schedule: running tasks it created are cancelled, then the new parameters apply."""
     account = services.header_account_id()
-    task_type, task, trigger, behaviour = _checked(body)
+    task_type, task, trigger, behaviour = _checked(body, account)
     with Session(services.engine()) as session:
         _load(session, schedule_id, account)
     _cancel_running(schedule_id)

@@ -121,9 +121,9 @@ class TestCreate:
         assert task_count(engine) == 0
 
     def test_task_type_without_dag_is_refused_and_not_stored(self, client, headers, engine) -> None:
-        body = {"content": VALID_CONTENTS["/tasks/gc"][0]}
+        body = {"content": VALID_CONTENTS["/tasks/lambda"][0]}
 
-        assert_luna_error(client.post("/6/tasks/gc", json=body, headers=headers), 403, 28041)
+        assert_luna_error(client.post("/6/tasks/lambda", json=body, headers=headers), 403, 28041)
         assert task_count(engine) == 0
 
 
