@@ -117,6 +117,16 @@ def _subtask_transition(
         .returning(Subtask)
     )
     with _session(engine) as session:
+        # lock the task row first: subtasks finishing together then count one after another, each
+        # seeing the others' committed status, so no progress update is lost
+        session.execute(
+            select(Task.task_id)
+            .where(
+                Task.task_id
+                == select(Subtask.task_id).where(Subtask.subtask_id == subtask_id).scalar_subquery()
+            )
+            .with_for_update()
+        )
         subtask = session.execute(statement).scalar_one_or_none()
         if subtask is None:
             return None

@@ -29,8 +29,11 @@ def next_run_time(trigger: dict, after: datetime) -> datetime:
     from croniter import croniter
 
     cron = trigger.get("cron", "")
-    if not croniter.is_valid(cron):
-        raise ValueError(f"invalid cron expression {cron!r}")
+    # croniter also takes a seconds and a year field; a schedule fires at most once a minute
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise ValueError(
+            f"invalid cron expression {cron!r}: expected five fields (minute hour day month weekday)"
+        )
     try:
         zone = ZoneInfo(trigger.get("timezone") or "UTC")
     except (ZoneInfoNotFoundError, ValueError):

@@ -44,8 +44,12 @@ __all__ = ["StartupError", "embedded_airflow_credentials", "run", "service_envir
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 API_APP_MODULE = "luna_provider.api.app"
 MIGRATE_MODULE = "luna_provider.store.migrate"
-#: restarts of one crashed component before the whole stack gives up
+#: restarts of one crashed component within RESTART_WINDOW before the whole stack gives up
 MAX_RESTARTS = 3
+#: a component that ran this long since its last restart starts a fresh count
+RESTART_WINDOW = 600.0
+#: attempts (a few seconds apart) to bring a crashed PostgreSQL back
+POSTGRES_RESTART_ATTEMPTS = 10
 
 
 class StartupError(RuntimeError):
@@ -354,6 +358,8 @@ class _Stack:
                 if child.poll() is None:
                     continue
                 log.error("%s exited with %s", child.name, child.returncode)
+                if time.monotonic() - child.started_at > RESTART_WINDOW:
+                    child.restarts = 0
                 if child.restarts >= MAX_RESTARTS:
                     log.error(
                         "%s crashed %d times; stopping the stack\n%s",
@@ -368,12 +374,23 @@ class _Stack:
                 child.start()
             if self.postgres is not None and not self.postgres.is_running() and not self.stop_event.is_set():
                 log.error("PostgreSQL stopped; starting it again\n%s", self.postgres.log_tail())
-                try:
-                    self.postgres.start()
-                except EmbeddedPostgresError as exc:
-                    log.error("PostgreSQL did not restart: %s", exc)
+                if not self._restart_postgres():
                     return 1
         return 0
+
+    def _restart_postgres(self) -> bool:
+        """Start PostgreSQL again, waiting for the backends of the crashed server to go away."""
+        assert self.postgres is not None
+        for attempt in range(1, POSTGRES_RESTART_ATTEMPTS + 1):
+            try:
+                self.postgres.start()
+                return True
+            except EmbeddedPostgresError as exc:
+                log.warning("PostgreSQL restart %d of %d failed: %s", attempt, POSTGRES_RESTART_ATTEMPTS, exc)
+            if self.stop_event.wait(min(2.0 * attempt, 10.0)):
+                return False
+        log.error("PostgreSQL did not come back; stopping the stack")
+        return False
 
     def stop(self) -> None:
         terminate_all(self.children, grace=15, hurry=self.hurry)

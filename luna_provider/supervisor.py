@@ -43,9 +43,12 @@ class Child:
         self.name, self.argv, self.log_path, self.env, self.cwd = name, argv, log_path, env, cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        #: monotonic time of the last start
+        self.started_at = 0.0
 
     def start(self) -> None:
         """Start (or restart) the process."""
+        self.started_at = time.monotonic()
         with open(self.log_path, "ab") as out:
             out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} =====\n".encode())
             out.flush()

@@ -127,10 +127,14 @@ class LunaTaskOperator(BaseOperator):
 
         started = time.monotonic()
         if self.phase == "fail":
+            from airflow.sdk.exceptions import AirflowFailException
+
             lost = TASK_RUN_LOST(task_id, "a step of its DAG run failed; see the Airflow task logs")
             if lifecycle.fail_task(engine, task_id, lost) is not None:
                 self.log.warning("task %s marked failed after a failed step", task_id)
-            return None
+            store.delete(f"work/task_{task_id}")
+            # this step is the run's only leaf: failing it shows the run failed in the Airflow UI
+            raise AirflowFailException(f"task {task_id} failed")
 
         task = lifecycle.get_task(engine, task_id)
         if task is None:
@@ -148,6 +152,7 @@ class LunaTaskOperator(BaseOperator):
             if subtask_id is not None:
                 lifecycle.fail_subtask(engine, subtask_id)
             lifecycle.fail_task(engine, task_id, luna_error, subtask_id=subtask_id)
+            store.delete(run.work_prefix)
             raise
         self.log.info("task %s: %s finished in %.2f s", task_id, self.phase, time.monotonic() - started)
         return result

@@ -73,3 +73,26 @@ def test_result_ttl_and_purge(engine, task_id, luna_env) -> None:
 
     assert not store.exists("results/a.json")
     assert lifecycle.get_task(engine, task_id).result_key is None
+
+
+def test_progress_of_subtasks_finishing_together(engine, task_id) -> None:
+    import threading
+
+    lifecycle.start_task(engine, task_id)
+    ids = lifecycle.create_subtasks(engine, task_id, [{}] * 8)
+    for subtask_id in ids:
+        lifecycle.start_subtask(engine, subtask_id)
+    barrier = threading.Barrier(len(ids))
+
+    def finish(subtask_id: int) -> None:
+        barrier.wait()
+        lifecycle.finish_subtask(engine, subtask_id, result_key=None, count_objects=1)
+
+    threads = [threading.Thread(target=finish, args=(subtask_id,)) for subtask_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    task = lifecycle.get_task(engine, task_id)
+    assert (task.count_task_parts_done, task.count_task_parts_all) == (8, 8)

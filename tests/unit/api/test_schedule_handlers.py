@@ -45,7 +45,14 @@ def test_start_immediately_creates_a_task(client, headers, airflow) -> None:
 
 
 @pytest.mark.parametrize(
-    "trigger", [{"cron": "61 * * * *"}, {"cron": "not cron"}, {"cron": "0 3 * * *", "timezone": "Mars/Base"}]
+    "trigger",
+    [
+        {"cron": "61 * * * *"},
+        {"cron": "not cron"},
+        {"cron": "0 3 * * *", "timezone": "Mars/Base"},
+        {"cron": "* * * * * *"},  # a seconds field would fire every second
+        {"cron": "* * * * * * *"},
+    ],
 )
 def test_bad_trigger_is_rejected(client, headers, engine, trigger) -> None:
     response = client.post("/6/tasks/schedules", json={"task": TASK, "trigger": trigger}, headers=headers)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import pairwise_distances
 from sqlalchemy import select, update
@@ -192,8 +193,11 @@ def test_failing_step_fails_task_with_error(engine, store, account_id, monkeypat
         error = connection.execute(select(TaskError.error_code, TaskError.subtask_id)).one()
     assert error == (28042, parts[0]["subtask_id"])
 
-    # a later mark_failed step (trigger rule one_failed) finds the task final and adds nothing
-    LunaClusteringOperator(task_id="mark_failed", phase="fail").run_phase(task_id, **kwargs)
+    # a later mark_failed step (trigger rule one_failed) finds the task final and adds nothing, but
+    # still fails so that the DAG run shows failed
+    with pytest.raises(AirflowFailException):
+        LunaClusteringOperator(task_id="mark_failed", phase="fail").run_phase(task_id, **kwargs)
+    assert not store.exists(f"work/task_{task_id}")
     with engine.connect() as connection:
         assert len(connection.execute(select(TaskError.error_id)).all()) == 1
 
@@ -206,8 +210,9 @@ def test_mark_failed_step_fails_a_lost_run(engine, store, account_id) -> None:
     with engine.begin() as connection:
         connection.execute(update(Task).where(Task.task_id == task_id).values(task_status=1))
 
-    LunaClusteringOperator(task_id="mark_failed", phase="fail").run_phase(
-        task_id, engine=engine, store=store, settings=load()
-    )
+    with pytest.raises(AirflowFailException):
+        LunaClusteringOperator(task_id="mark_failed", phase="fail").run_phase(
+            task_id, engine=engine, store=store, settings=load()
+        )
 
     assert lifecycle.get_task(engine, task_id).task_status == 3
