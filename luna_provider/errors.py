@@ -64,6 +64,7 @@ BAD_QUERY_PARAM = ErrorKind(12012, "Bad/incomplete input data", "Bad query param
 BAD_HEADER = ErrorKind(12016, "Bad/incomplete input data", "Bad header '{}': {}", 400)
 PAGE_NOT_FOUND = ErrorKind(12001, "Resource not found", "Page not found", 404)
 METHOD_NOT_ALLOWED = ErrorKind(12002, "Method not allowed", "Method not allowed", 405)
+BODY_TOO_LARGE = ErrorKind(12030, "Request entity too large", "Request body is larger than {} bytes", 413)
 NOT_ACCEPTABLE = ErrorKind(12024, "Not acceptable", "Accept header is unacceptable, allowed: '{}'", 406)
 
 TASK_WORKERS_UNREACHABLE = ErrorKind(

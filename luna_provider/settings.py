@@ -7,6 +7,7 @@ One object feeds the API, the operators and ``luna-tasks standalone``. Every var
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -35,6 +36,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    "LUNA_MAX_BODY_SIZE": ("16777216", "largest request body the API accepts, bytes"),
     # read where they are used, listed here so that every setting is documented in one place
     "LUNA_DAGS_FOLDER": ("", "DAGs folder of the embedded stack (the repository's ``dags/`` when empty)"),
     "LUNA_PLUGINS_FOLDER": ("", "plugins folder of the embedded stack (the repository's ``plugins/``)"),
@@ -89,6 +91,7 @@ class Settings:
     trigger_retries: int
     reconcile_interval: float
     callback_timeout: float
+    max_body_size: int
     exporter_subtask_size: int
     exporter_batch_size: int
     default_crossmatch_threshold: float
@@ -107,20 +110,27 @@ class Settings:
             value = getattr(self, item.name)
             if "password" in item.name and value:
                 value = "***"
-            elif item.name == "database_url":
+            elif item.name in ("database_url", "object_store_url", "airflow_api_url"):
                 value = mask_url(str(value))
             shown[item.name] = str(value) if isinstance(value, Path) else value
         return shown
 
 
+_SECRET_QUERY = re.compile(r"(?i)((?:password|secret|token|key)[^=&]*=)[^&]*")
+
+
 def mask_url(url: str) -> str:
-    """Hide the password part of a URL."""
+    """Hide the secrets of a URL: the password part and secret-looking query parameters."""
+    url = _SECRET_QUERY.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    credentials, _, host = rest.rpartition("@")
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return url
+    credentials, _, host = netloc.rpartition("@")
     user, has_password, _ = credentials.partition(":")
-    return f"{scheme}://{user}:***@{host}" if has_password else url
+    return f"{scheme}://{user}:***@{host}{slash}{path}" if has_password else url
 
 
 def embedded_database_url(port: int, database: str = "luna", password: str | None = None) -> str:
@@ -171,6 +181,7 @@ def load() -> Settings:
         trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
         reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+        max_body_size=int(_env("LUNA_MAX_BODY_SIZE")),
         exporter_subtask_size=int(_env("LUNA_EXPORTER_SUBTASK_SIZE")),
         exporter_batch_size=int(_env("LUNA_EXPORTER_BATCH_SIZE")),
         default_crossmatch_threshold=float(_env("LUNA_DEFAULT_CROSSMATCH_THRESHOLD")),

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 
 from luna_provider import lifecycle
 from luna_provider.errors import (
+    BAD_INPUT,
     DESCRIPTOR_VERSION_UNKNOWN,
     FILTER_ACCOUNT_MISMATCH,
     LIST_NOT_FOUND,
@@ -106,9 +107,49 @@ def check_content(
         from luna_provider.operators.match_support import check_markup
 
         check_markup(content)
-    store_check = STORE_CHECKS.get(task_type)
-    if store_check is not None and engine is not None and account_id is not None:
-        store_check(engine, account_id, content)
+    _check_times(content)
+    if engine is not None and account_id is not None:
+        store_check = STORE_CHECKS.get(task_type)
+        if store_check is not None:
+            store_check(engine, account_id, content)
+        _check_filter_lists(engine, account_id, content)
+
+
+def _walk(document: Any) -> Any:
+    """Yield every ``(key, value)`` pair of the dicts nested in ``document``."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                yield key, value
+                pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _check_times(content: dict[str, Any]) -> None:
+    """Refuse time bounds PostgreSQL cannot compare (offsets beyond 15:59)."""
+    from datetime import datetime, timedelta
+
+    for key, value in _walk(content):
+        if isinstance(value, str) and key.endswith(("time__gte", "time__lt")):
+            try:
+                moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+            except ValueError:
+                raise BAD_INPUT(f"{key} must be an ISO 8601 date-time") from None
+            if abs(moment.utcoffset() or timedelta()) > timedelta(hours=15, minutes=59):
+                raise BAD_INPUT(f"{key} has a time zone offset beyond 15:59")
+
+
+def _check_filter_lists(engine: Engine, account_id: uuid.UUID, content: dict[str, Any]) -> None:
+    """Refuse filters naming a list the account does not have (22003), instead of selecting nothing."""
+    from luna_provider.store.objects import list_exists
+
+    for key, value in _walk(content):
+        named = value.get("list_id") if key == "filters" and isinstance(value, dict) else None
+        if named and not list_exists(engine, account_id, named):
+            raise LIST_NOT_FOUND(named)
 
 
 def task_row(

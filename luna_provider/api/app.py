@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,55 @@ def _relevant_error(error: Any) -> Any:
     return error
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 20:
+        raise ValueError("integer too large")
+    return int(text)
+
+
+def _unstorable_string(document: Any) -> str | None:
+    """Return a string of ``document`` that PostgreSQL cannot store (NUL, lone surrogates), if any."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return item
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
 class LunaBodyValidator(JSONRequestBodyValidator):
     """Validate JSON bodies and report the most relevant failure in Luna's words."""
+
+    async def _parse(self, stream: Any, scope: Any) -> Any:
+        import json
+
+        data = b"".join([message async for message in stream])
+        if not data:
+            return None
+        try:
+            body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_int=_bounded_int)
+        except UnicodeDecodeError:
+            raise BAD_INPUT("Request body is not UTF-8") from None
+        except RecursionError:
+            raise BAD_INPUT("Request body is nested too deeply") from None
+        except ValueError as error:
+            raise BAD_INPUT(f"Request body is not valid JSON: {error}") from None
+        if _unstorable_string(body) is not None:
+            raise BAD_INPUT("Strings must not contain NUL characters or unpaired surrogates")
+        return body
 
     def _validate(self, body: Any) -> dict | None:
         from jsonschema.exceptions import best_match
@@ -140,7 +188,13 @@ def create_app() -> connexion.FlaskApp:
     for status in (404, 405):
         app.add_error_handler(status, _handle_http_status)
     app.add_error_handler(Exception, _handle_unexpected)
-    app.add_middleware(LunaRequestMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    from luna_provider.api.services import settings
+
+    app.add_middleware(
+        LunaRequestMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        max_body_size=settings().max_body_size,
+    )
     return app
 
 

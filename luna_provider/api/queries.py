@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select
 
 from luna_provider.errors import BAD_QUERY_PARAM
+
+#: PostgreSQL takes time zone offsets up to 15:59; RFC 3339 allows 23:59
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:
@@ -15,10 +18,13 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise BAD_QUERY_PARAM(f"{name} must be an ISO 8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
+    parsed = parsed if parsed.tzinfo else parsed.astimezone()
+    if abs(parsed.utcoffset() or timedelta()) > MAX_UTC_OFFSET:
+        raise BAD_QUERY_PARAM(f"{name} has a time zone offset beyond 15:59")
+    return parsed
 
 
 def parse_ids(name: str, value: str | None) -> list[int] | None:
@@ -44,9 +50,16 @@ def time_bounds(column: Any, name: str, lower: str | None, upper: str | None) ->
     return conditions
 
 
+#: PostgreSQL's OFFSET is a bigint
+_MAX_OFFSET = 2**63 - 1
+
+
 def paginate(query: Select, page: int, page_size: int) -> Select:
     """Apply Luna's 1-based pagination."""
-    return query.limit(page_size).offset((page - 1) * page_size)
+    offset = (page - 1) * page_size
+    if offset > _MAX_OFFSET:
+        raise BAD_QUERY_PARAM("page is too large")
+    return query.limit(page_size).offset(offset)
 
 
 def iso(value: datetime | None) -> str | None:

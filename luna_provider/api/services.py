@@ -64,12 +64,20 @@ def request_account_id(account_id: str | None) -> uuid.UUID:
     of them is required so that no request reaches another account's objects, and both must agree.
     """
     header = request.headers.get("Luna-Account-Id")
-    if account_id and header and account_id.lower() != header.lower():
-        raise BAD_QUERY_PARAM("account_id differs from the Luna-Account-Id header")
-    value = account_id or header
-    if not value:
+    if not account_id and not header:
         raise BAD_QUERY_PARAM("account_id (or the Luna-Account-Id header) is required")
     try:
-        return uuid.UUID(value)
+        accounts = {_account(value) for value in (account_id, header) if value}
     except ValueError:
-        raise BAD_QUERY_PARAM("account_id must be a uuid") from None
+        raise BAD_QUERY_PARAM("account_id and Luna-Account-Id must be uuids") from None
+    if len(accounts) > 1:
+        raise BAD_QUERY_PARAM("account_id differs from the Luna-Account-Id header")
+    return accounts.pop()
+
+
+def _account(value: str) -> uuid.UUID:
+    """Parse an account id written the way the spec writes uuids (lowercase hex with dashes)."""
+    parsed = uuid.UUID(value)
+    if str(parsed) != value:
+        raise ValueError(value)
+    return parsed
