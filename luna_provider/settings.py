@@ -35,11 +35,29 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_TRIGGER_RETRIES": ("5", "attempts to trigger a DAG run before the task is failed"),
     "LUNA_RECONCILE_INTERVAL": ("30", "seconds between checks for tasks whose DAG run was lost"),
     "LUNA_CALLBACK_TIMEOUT": ("10", "default timeout of a notification callback, seconds"),
+    "LUNA_ESTIMATOR_SUBTASK_SIZE": ("50", "images one estimator subtask processes (one by one)"),
+    "LUNA_ESTIMATOR_MAX_IMAGE_SIZE": ("52428800", "bytes; larger source files are refused with error 28085"),
+    "LUNA_ESTIMATOR_EXTENSIONS": (
+        ".jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff",
+        "file name endings (any case) the estimator reads; other files of a source are skipped",
+    ),
+    "LUNA_ESTIMATOR_LOCAL_ROOTS": (
+        "",
+        "comma-separated folders that network_disk sources and file:// zip URLs may read (empty: any)",
+    ),
+    "LUNA_ESTIMATOR_SOURCE_TIMEOUT": ("30", "seconds to connect to (and wait on) a remote image source"),
+    "LUNA_FACE_DETECT_MAX_SIDE": ("2048", "longer images are scaled down to this side for face detection"),
+    "LUNA_ADDITIONAL_EXTRACT_SUBTASK_SIZE": ("1000", "objects one additional extract subtask processes"),
 }
 
 
 def _env(name: str) -> str:
     return os.environ.get(name, SETTINGS_DOC[name][0])
+
+
+def _list(value: str, *, lower: bool = False) -> tuple[str, ...]:
+    items = (item.strip() for item in value.split(","))
+    return tuple(item.lower() if lower else item for item in items if item)
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,13 @@ class Settings:
     trigger_retries: int
     reconcile_interval: float
     callback_timeout: float
+    estimator_subtask_size: int
+    estimator_max_image_size: int
+    estimator_extensions: tuple[str, ...]
+    estimator_local_roots: tuple[str, ...]
+    estimator_source_timeout: float
+    face_detect_max_side: int
+    additional_extract_subtask_size: int
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -124,4 +149,11 @@ def load() -> Settings:
         trigger_retries=int(_env("LUNA_TRIGGER_RETRIES")),
         reconcile_interval=float(_env("LUNA_RECONCILE_INTERVAL")),
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
+        estimator_subtask_size=max(1, int(_env("LUNA_ESTIMATOR_SUBTASK_SIZE"))),
+        estimator_max_image_size=int(_env("LUNA_ESTIMATOR_MAX_IMAGE_SIZE")),
+        estimator_extensions=_list(_env("LUNA_ESTIMATOR_EXTENSIONS"), lower=True),
+        estimator_local_roots=_list(_env("LUNA_ESTIMATOR_LOCAL_ROOTS")),
+        estimator_source_timeout=float(_env("LUNA_ESTIMATOR_SOURCE_TIMEOUT")),
+        face_detect_max_side=max(64, int(_env("LUNA_FACE_DETECT_MAX_SIDE"))),
+        additional_extract_subtask_size=max(1, int(_env("LUNA_ADDITIONAL_EXTRACT_SUBTASK_SIZE"))),
     )

@@ -21,11 +21,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: task types whose DAG ships with this release
-AVAILABLE_TASK_TYPES = frozenset({TaskType.CLUSTERING})
+AVAILABLE_TASK_TYPES = frozenset({TaskType.CLUSTERING, TaskType.ESTIMATOR, TaskType.ADDITIONAL_EXTRACT})
 
 
-def check_content(task_type: TaskType, content: dict[str, Any]) -> None:
-    """Check what the schema cannot: the task type is served, the descriptor version is known."""
+def check_content(
+    task_type: TaskType,
+    content: dict[str, Any],
+    *,
+    engine: Engine | None = None,
+    account_id: uuid.UUID | None = None,
+) -> None:
+    """Check what the schema cannot: the task type is served, the descriptor version is known.
+
+    With ``engine`` and ``account_id``, also check what depends on the account's data (the lists
+    an estimator links faces to exist).
+    """
     from luna_provider.compute.descriptors import DESCRIPTOR_VERSIONS
 
     if task_type not in AVAILABLE_TASK_TYPES:
@@ -33,6 +43,10 @@ def check_content(task_type: TaskType, content: dict[str, Any]) -> None:
     version = (content.get("descriptor") or {}).get("descriptor_version")
     if version is not None and version not in DESCRIPTOR_VERSIONS:
         raise DESCRIPTOR_VERSION_UNKNOWN(version)
+    if task_type in (TaskType.ESTIMATOR, TaskType.ADDITIONAL_EXTRACT):
+        from luna_provider.face_tasks import check_face_task
+
+        check_face_task(task_type, content, engine=engine, account_id=account_id)
 
 
 def task_row(
@@ -98,7 +112,7 @@ def submit_task(
     request_id: str | None = None,
 ) -> int:
     """Check, store and start a task; return its id."""
-    check_content(task_type, body["content"])
+    check_content(task_type, body["content"], engine=engine, account_id=account_id)
     task_id = store_task(engine, task_type, account_id, body, schedule_id=schedule_id)
     start_run(engine, airflow, task_id, task_type, request_id)
     return task_id
