@@ -86,11 +86,21 @@ class Settings:
     callback_timeout: float
     estimator_subtask_size: int
     estimator_max_image_size: int
-    estimator_extensions: tuple[str, ...]
-    estimator_local_roots: tuple[str, ...]
+    estimator_extensions: str
+    estimator_local_roots: str
     estimator_source_timeout: float
     face_detect_max_side: int
     additional_extract_subtask_size: int
+
+    @property
+    def estimator_extension_list(self) -> tuple[str, ...]:
+        """Return the file name endings the estimator reads, lower case."""
+        return _list(self.estimator_extensions, lower=True)
+
+    @property
+    def estimator_local_root_list(self) -> tuple[str, ...]:
+        """Return the folders local estimator sources must lie in (none: any)."""
+        return _list(self.estimator_local_roots)
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -151,8 +161,8 @@ def load() -> Settings:
         callback_timeout=float(_env("LUNA_CALLBACK_TIMEOUT")),
         estimator_subtask_size=max(1, int(_env("LUNA_ESTIMATOR_SUBTASK_SIZE"))),
         estimator_max_image_size=int(_env("LUNA_ESTIMATOR_MAX_IMAGE_SIZE")),
-        estimator_extensions=_list(_env("LUNA_ESTIMATOR_EXTENSIONS"), lower=True),
-        estimator_local_roots=_list(_env("LUNA_ESTIMATOR_LOCAL_ROOTS")),
+        estimator_extensions=_env("LUNA_ESTIMATOR_EXTENSIONS"),
+        estimator_local_roots=_env("LUNA_ESTIMATOR_LOCAL_ROOTS"),
         estimator_source_timeout=float(_env("LUNA_ESTIMATOR_SOURCE_TIMEOUT")),
         face_detect_max_side=max(64, int(_env("LUNA_FACE_DETECT_MAX_SIDE"))),
         additional_extract_subtask_size=max(1, int(_env("LUNA_ADDITIONAL_EXTRACT_SUBTASK_SIZE"))),

@@ -95,12 +95,12 @@ def check_source(source: dict, settings: Settings) -> None:
         if scheme in ("http", "https") and find_spec("aiohttp") is None:
             raise SOURCE_UNSUPPORTED("zip over http", "aiohttp", "aiohttp")
         local = _local_zip_path(source["url"])
-        if local is not None and not allowed_local_path(local, settings.estimator_local_roots):
+        if local is not None and not allowed_local_path(local, settings.estimator_local_root_list):
             raise SOURCE_NOT_ALLOWED(local)
     if kind == "network_disk":
         if not os.path.isabs(source["path"]):
             raise BAD_INPUT(f"source.path '{source['path']}' must be an absolute path")
-        if not allowed_local_path(source["path"], settings.estimator_local_roots):
+        if not allowed_local_path(source["path"], settings.estimator_local_root_list):
             raise SOURCE_NOT_ALLOWED(source["path"])
 
 
@@ -294,7 +294,7 @@ def _open(
     if kind == "network_disk":
         from fsspec.implementations.local import LocalFileSystem
 
-        if not allowed_local_path(source["path"], settings.estimator_local_roots):
+        if not allowed_local_path(source["path"], settings.estimator_local_root_list):
             raise SOURCE_NOT_ALLOWED(source["path"])
         return ImageSource(LocalFileSystem(**common), source["path"], label, source)
     if kind == "zip":
@@ -302,7 +302,7 @@ def _open(
 
         local = _local_zip_path(source["url"])
         if local is not None:
-            if not allowed_local_path(local, settings.estimator_local_roots):
+            if not allowed_local_path(local, settings.estimator_local_root_list):
                 raise SOURCE_NOT_ALLOWED(local)
             archive: Any = local
         else:

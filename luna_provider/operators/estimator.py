@@ -72,7 +72,7 @@ class LunaEstimatorOperator(LunaTaskOperator):
         name_filter = NameFilter(
             prefix=source.get("prefix", "") if source["source_type"] != "s3" else "",
             postfix=source.get("postfix", ""),
-            extensions=run.settings.estimator_extensions,
+            extensions=run.settings.estimator_extension_list,
         )
 
         def on_error(folder: str, error: BaseException) -> None:

@@ -73,7 +73,7 @@ def listed(source: dict, settings, store=None, staged=None, errors=None) -> list
     name_filter = NameFilter(
         prefix=source.get("prefix", "") if source["source_type"] != "s3" else "",
         postfix=source.get("postfix", ""),
-        extensions=settings.estimator_extensions,
+        extensions=settings.estimator_extension_list,
     )
     with open_source(source, settings, store, staged) as images:
         return list(images.names(name_filter, lambda folder, error: (errors or []).append(folder)))
