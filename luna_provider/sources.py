@@ -162,6 +162,7 @@ class ImageSource:
     :param fs: the fsspec file system.
     :param root: the folder (or bucket) inside ``fs`` that names are relative to.
     :param label: description for errors (no credentials).
+    :param local_roots: for a local folder, the folders every file read must resolve into.
     """
 
     def __init__(
@@ -171,11 +172,13 @@ class ImageSource:
         label: str,
         source: dict,
         closer: Callable[[], None] | None = None,
+        local_roots: tuple[str, ...] = (),
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.label = label
         self.source = source
+        self.local_roots = local_roots
         self._closer = closer
 
     def __enter__(self) -> ImageSource:
@@ -259,6 +262,9 @@ class ImageSource:
 
     def read(self, name: str, limit: int) -> bytes:
         """Read one file; refuse (28085) one larger than ``limit`` bytes without reading it all."""
+        if self.local_roots and not allowed_local_path(self._path(name), self.local_roots):
+            # a symbolic link inside an allowed folder must not lead outside the allowed folders
+            raise SOURCE_NOT_ALLOWED(name)
         with self.open(name) as stream:
             size = getattr(stream, "size", None)
             if size is not None and size > limit:
@@ -296,7 +302,13 @@ def _open(
 
         if not allowed_local_path(source["path"], settings.estimator_local_root_list):
             raise SOURCE_NOT_ALLOWED(source["path"])
-        return ImageSource(LocalFileSystem(**common), source["path"], label, source)
+        return ImageSource(
+            LocalFileSystem(**common),
+            source["path"],
+            label,
+            source,
+            local_roots=settings.estimator_local_root_list,
+        )
     if kind == "zip":
         from fsspec.implementations.zip import ZipFileSystem
 

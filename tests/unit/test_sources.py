@@ -249,3 +249,10 @@ def test_creation_checks(settings, tree, monkeypatch) -> None:
     assert refused({"source_type": "zip", "url": (tree / "images.zip").as_uri()}) == 28086
     os.symlink(tree, tree / "sub" / "escape")
     assert refused({"source_type": "network_disk", "path": str(tree / "sub" / "escape")}) == 28086
+    # a link inside an allowed folder to a file outside it is listed, but not read
+    os.symlink(tree / "a.jpg", tree / "sub" / "linked.jpg")
+    with open_source({"source_type": "network_disk", "path": str(tree / "sub")}, load()) as images:
+        assert images.read("c.jpeg", 1000) == FILES["sub/c.jpeg"]
+        with pytest.raises(LunaError) as error:
+            images.read("linked.jpg", 1000)
+    assert error.value.error_code == 28086

@@ -496,3 +496,26 @@ def test_list_deleted_before_the_run_fails_it(stack, faces_dir) -> None:
 
     with stack.engine.connect() as connection:
         assert connection.scalar(select(TaskError.error_code).where(TaskError.task_id == task_id)) == 22003
+
+
+def test_cancel_stops_a_running_subtask(stack, faces_dir) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    account = uuid.uuid4()
+    source = {"source_type": "network_disk", "path": str(faces_dir / "johns" / "John_Schneider")}
+    task_id = stack.create(TaskType.ESTIMATOR, account, {"source": source, "handler": policies()})
+    settings = stack.settings()
+    kwargs = {"engine": stack.engine, "store": stack.store, "settings": settings}
+    (part,) = LunaEstimatorOperator(task_id="split", phase="split").run_phase(task_id, **kwargs)
+    subtask = lifecycle.start_subtask(stack.engine, part["subtask_id"])
+    lifecycle.cancel_task(stack.engine, task_id)
+
+    with pytest.raises(AirflowSkipException):
+        LunaEstimatorOperator(task_id="subtask", phase="subtask", part=part).run_part(
+            operator_run(stack, task_id, settings), subtask, part
+        )
+
+    with stack.engine.connect() as connection:
+        # it stopped at the first check, before the last of the 11 images
+        assert connection.scalar(select(func.count()).where(Face.account_id == account)) == 10
+    assert lifecycle.get_task(stack.engine, task_id).task_status == 2
