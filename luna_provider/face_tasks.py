@@ -13,6 +13,16 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
+def detect_policy(content: dict) -> dict[str, bool]:
+    """Return an estimator content's detect policy with Luna's defaults filled in."""
+    policy = ((content.get("handler") or {}).get("policies") or {}).get("detect_policy") or {}
+    return {
+        "detect_face": bool(policy.get("detect_face", 1)),
+        "estimate_basic_attributes": bool(policy.get("estimate_basic_attributes", 1)),
+        "extract_face_descriptor": bool(policy.get("extract_face_descriptor", 1)),
+    }
+
+
 def check_face_task(
     task_type: TaskType,
     content: dict[str, Any],
@@ -34,7 +44,6 @@ def _check_estimator(
     content: dict, settings: Any, engine: Engine | None, account_id: uuid.UUID | None
 ) -> None:
     from luna_provider.faces import has_face_engine
-    from luna_provider.operators.estimator import detect_policy
     from luna_provider.sources import check_source
     from luna_provider.store.face_records import StoragePolicy, missing_lists
 

@@ -16,6 +16,7 @@ from luna_provider.errors import (
     SOURCE_FILE_FAILED,
     LunaError,
 )
+from luna_provider.face_tasks import detect_policy
 from luna_provider.operators.base import LunaTaskOperator, TaskResult, TaskRun
 from luna_provider.task_types import TaskStatus, TaskType
 
@@ -27,16 +28,6 @@ if TYPE_CHECKING:
 
 #: images between two checks whether the task was cancelled meanwhile
 CANCEL_CHECK_EVERY = 10
-
-
-def detect_policy(content: dict) -> dict[str, bool]:
-    """Return the task's detect policy with Luna's defaults filled in."""
-    policy = ((content.get("handler") or {}).get("policies") or {}).get("detect_policy") or {}
-    return {
-        "detect_face": bool(policy.get("detect_face", 1)),
-        "estimate_basic_attributes": bool(policy.get("estimate_basic_attributes", 1)),
-        "extract_face_descriptor": bool(policy.get("extract_face_descriptor", 1)),
-    }
 
 
 class LunaEstimatorOperator(LunaTaskOperator):
