@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def main() -> None:
         run(url, source_folder(folder.resolve(), args.copies, work), work)
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(url: str, folder: Path, work: Path) -> None:
