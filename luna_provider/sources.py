@@ -232,6 +232,8 @@ class ImageSource:
     def _s3_names(self, name_filter: NameFilter, recursive: bool) -> Iterator[str]:
         # s3fs lists through ``_iterdir`` page by page; its public ``find``/``walk`` build whole
         # listings in memory, which a bucket of millions of keys does not fit.
+        # TODO: ``_iterdir`` is s3fs's private API (tested against s3fs 2026.9): switch to a public
+        # paged listing once s3fs has one.
         from fsspec.asyn import sync
 
         bucket = self.root
@@ -321,6 +323,9 @@ def _open(
             if store is None or staged_key is None:
                 raise ValueError("a remote archive must be staged into the object store first")
             archive = store.open(staged_key, "rb")
+        # TODO: zipfile reads the whole central directory (one entry per member) into memory, and a
+        # remote archive is copied whole into the object store first (no size cap): fine for
+        # archives of thousands of images, not for millions.
         fs = ZipFileSystem(fo=archive)
         password = (source.get("authorization") or {}).get("password")
         if password:
