@@ -148,3 +148,30 @@ FILTER_ACCOUNT_MISMATCH = ErrorKind(
 SAMPLE_FILE_NOT_DELETED = ErrorKind(
     28062, "Internal server error", "File '{}' of removed sample '{}' could not be deleted: {}", 500
 )
+# designed, faces (28080-28099): the estimator and additional extract tasks
+SOURCE_UNREACHABLE = ErrorKind(28080, "Source unavailable", "Image source cannot be read: {}", 400)
+IMAGE_UNREADABLE = ErrorKind(28081, "Bad/incomplete input data", "Image '{}' cannot be decoded: {}", 400)
+NO_FACES_FOUND = ErrorKind(28082, "No faces found", "No face found in image '{}'", 400)
+SOURCE_FILE_FAILED = ErrorKind(
+    28083, "Source unavailable", "File '{}' cannot be read from the source: {}", 400
+)
+HANDLERS_UNAVAILABLE = ErrorKind(
+    28084,
+    "Forbidden",
+    "Handlers are not available in this deployment: give inline 'policies' instead of handler_id '{}'",
+    403,
+)
+IMAGE_TOO_LARGE = ErrorKind(
+    28085, "Bad/incomplete input data", "Image '{}' has {} bytes, more than the limit of {} bytes", 400
+)
+SOURCE_NOT_ALLOWED = ErrorKind(
+    28086,
+    "Forbidden",
+    "Path '{}' is outside the folders the estimator may read (LUNA_ESTIMATOR_LOCAL_ROOTS)",
+    403,
+)
+SAMPLE_UNREADABLE = ErrorKind(28087, "Object not found", "Sample '{}' of {} cannot be read: {}", 404)
+SOURCE_UNSUPPORTED = ErrorKind(
+    28088, "Not implemented", "Source type '{}' needs the Python package '{}': pip install {}", 501
+)
+FACE_ENGINE_FAILED = ErrorKind(28089, "Internal server error", "Face engine failed on '{}': {}", 500)

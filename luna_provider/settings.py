@@ -60,11 +60,29 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "LUNA_GC_SUBTASK_SIZE": ("10000", "objects one garbage-collection subtask deletes"),
     "LUNA_GC_BATCH_SIZE": ("500", "objects deleted per transaction by a garbage-collection subtask"),
     "LUNA_GC_BATCH_PAUSE": ("0", "seconds a garbage-collection subtask waits between batches (throttle)"),
+    "LUNA_ESTIMATOR_SUBTASK_SIZE": ("50", "images one estimator subtask processes (one by one)"),
+    "LUNA_ESTIMATOR_MAX_IMAGE_SIZE": ("52428800", "bytes; larger source files are refused with error 28085"),
+    "LUNA_ESTIMATOR_EXTENSIONS": (
+        ".jpg,.jpeg,.png,.bmp,.webp,.tif,.tiff",
+        "file name endings (any case) the estimator reads; other files of a source are skipped",
+    ),
+    "LUNA_ESTIMATOR_LOCAL_ROOTS": (
+        "",
+        "comma-separated folders that network_disk sources and file:// zip URLs may read (empty: any)",
+    ),
+    "LUNA_ESTIMATOR_SOURCE_TIMEOUT": ("30", "seconds to connect to (and wait on) a remote image source"),
+    "LUNA_FACE_DETECT_MAX_SIDE": ("2048", "longer images are scaled down to this side for face detection"),
+    "LUNA_ADDITIONAL_EXTRACT_SUBTASK_SIZE": ("1000", "objects one additional extract subtask processes"),
 }
 
 
 def _env(name: str) -> str:
     return os.environ.get(name, SETTINGS_DOC[name][0])
+
+
+def _list(value: str, *, lower: bool = False) -> tuple[str, ...]:
+    items = (item.strip() for item in value.split(","))
+    return tuple(item.lower() if lower else item for item in items if item)
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,23 @@ class Settings:
     gc_subtask_size: int
     gc_batch_size: int
     gc_batch_pause: float
+    estimator_subtask_size: int
+    estimator_max_image_size: int
+    estimator_extensions: str
+    estimator_local_roots: str
+    estimator_source_timeout: float
+    face_detect_max_side: int
+    additional_extract_subtask_size: int
+
+    @property
+    def estimator_extension_list(self) -> tuple[str, ...]:
+        """Return the file name endings the estimator reads, lower case."""
+        return _list(self.estimator_extensions, lower=True)
+
+    @property
+    def estimator_local_root_list(self) -> tuple[str, ...]:
+        """Return the folders local estimator sources must lie in (none: any)."""
+        return _list(self.estimator_local_roots)
 
     def public_dict(self) -> dict[str, object]:
         """Return the settings with secrets masked, as ``GET /config`` shows them."""
@@ -192,4 +227,11 @@ def load() -> Settings:
         gc_subtask_size=int(_env("LUNA_GC_SUBTASK_SIZE")),
         gc_batch_size=int(_env("LUNA_GC_BATCH_SIZE")),
         gc_batch_pause=float(_env("LUNA_GC_BATCH_PAUSE")),
+        estimator_subtask_size=max(1, int(_env("LUNA_ESTIMATOR_SUBTASK_SIZE"))),
+        estimator_max_image_size=int(_env("LUNA_ESTIMATOR_MAX_IMAGE_SIZE")),
+        estimator_extensions=_env("LUNA_ESTIMATOR_EXTENSIONS"),
+        estimator_local_roots=_env("LUNA_ESTIMATOR_LOCAL_ROOTS"),
+        estimator_source_timeout=float(_env("LUNA_ESTIMATOR_SOURCE_TIMEOUT")),
+        face_detect_max_side=max(64, int(_env("LUNA_FACE_DETECT_MAX_SIDE"))),
+        additional_extract_subtask_size=max(1, int(_env("LUNA_ADDITIONAL_EXTRACT_SUBTASK_SIZE"))),
     )

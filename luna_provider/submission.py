@@ -38,6 +38,8 @@ AVAILABLE_TASK_TYPES = frozenset(
         TaskType.REPORTER,
         TaskType.LINKER,
         TaskType.GC,
+        TaskType.ESTIMATOR,
+        TaskType.ADDITIONAL_EXTRACT,
     }
 )
 
@@ -79,8 +81,9 @@ def check_content(
     """Check what the schema cannot: the task type is served, the descriptor version is known.
 
     With ``engine`` and ``account_id``, also check what needs the database: the type's
-    :data:`STORE_CHECKS` (objects the content names exist in the account, e.g. the linker's list)
-    and a reporter's clustering task; without them those checks wait until the task runs.
+    :data:`STORE_CHECKS` (objects the content names exist in the account, e.g. the linker's list),
+    a reporter's clustering task, the lists an estimator links faces to; without them those checks
+    wait until the task runs.
     """
     from luna_provider.compute.descriptors import DESCRIPTOR_VERSIONS
 
@@ -107,6 +110,10 @@ def check_content(
         from luna_provider.operators.match_support import check_markup
 
         check_markup(content)
+    if task_type in (TaskType.ESTIMATOR, TaskType.ADDITIONAL_EXTRACT):
+        from luna_provider.face_tasks import check_face_task
+
+        check_face_task(task_type, content, engine=engine, account_id=account_id)
     _check_times(content)
     if engine is not None and account_id is not None:
         store_check = STORE_CHECKS.get(task_type)

@@ -17,3 +17,20 @@ def test_readme_documents_every_setting() -> None:
     text = README.read_text()
 
     assert [name for name in SETTINGS_DOC if f"`{name}`" not in text] == []
+
+
+def test_every_setting_survives_the_stack_environment(monkeypatch, tmp_path) -> None:
+    # the embedded stack hands settings to its processes as str(value): that must read back the same
+    from luna_provider.settings import SETTINGS_DOC, load
+
+    monkeypatch.setenv("LUNA_HOME", str(tmp_path))
+    monkeypatch.setenv("LUNA_ESTIMATOR_LOCAL_ROOTS", "/srv/images, /mnt/share")
+    settings = load()
+    for name in SETTINGS_DOC:
+        value = getattr(settings, name.removeprefix("LUNA_").lower(), None)
+        if value is not None:
+            monkeypatch.setenv(name, str(value))
+
+    assert load() == settings
+    assert settings.estimator_local_root_list == ("/srv/images", "/mnt/share")
+    assert ".jpg" in settings.estimator_extension_list
