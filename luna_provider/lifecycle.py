@@ -142,7 +142,7 @@ def _subtask_transition(
             .returning(Task)
         ).scalar_one_or_none()
     if task is not None:
-        notifications.notify_subtask(task, subtask, completed=done)
+        notifications.notify_subtask(engine, task, subtask, completed=done)
     return subtask
 
 
@@ -226,7 +226,7 @@ def finish_task(
         result_expire_time=expire,
     )
     if task is not None:
-        notifications.notify_task(task)
+        notifications.notify_task(engine, task)
     return task
 
 
@@ -238,9 +238,9 @@ def fail_task(
     if task is None:
         return None
     add_error(engine, task_id, error, subtask_id=subtask_id)
-    _close_subtasks(engine, task_id, TaskStatus.CANCELLED)
+    _close_subtasks(engine, task, TaskStatus.CANCELLED)
     log.warning("task %s failed: %s", task_id, error.detail)
-    notifications.notify_task(task)
+    notifications.notify_task(engine, task)
     return task
 
 
@@ -252,18 +252,23 @@ def cancel_task(engine: Engine, task_id: int) -> Task:
         if current is None:
             raise TASK_NOT_FOUND(task_id)
         raise CANNOT_CANCEL(task_id, TaskStatus(current.task_status).callback_name)
-    _close_subtasks(engine, task_id, TaskStatus.CANCELLED)
-    notifications.notify_task(task)
+    _close_subtasks(engine, task, TaskStatus.CANCELLED)
+    notifications.notify_task(engine, task)
     return task
 
 
-def _close_subtasks(engine: Engine, task_id: int, status: TaskStatus) -> None:
-    with engine.begin() as connection:
-        connection.execute(
+def _close_subtasks(engine: Engine, task: Task, status: TaskStatus) -> None:
+    """End the task's unfinished subtasks with ``status`` and queue their callbacks."""
+    with _session(engine) as session:
+        closed = session.scalars(
             update(Subtask)
-            .where(Subtask.task_id == task_id, Subtask.subtask_status.in_([int(s) for s in _ACTIVE]))
+            .where(Subtask.task_id == task.task_id, Subtask.subtask_status.in_([int(s) for s in _ACTIVE]))
             .values(subtask_status=int(status), end_time=func.now(), last_update_time=func.now())
-        )
+            .returning(Subtask)
+        ).all()
+    notifications.notify_subtasks(
+        engine, task, sorted(closed, key=lambda subtask: subtask.part_index), task.count_task_parts_done
+    )
 
 
 def purge_expired_results(engine: Engine, store: ObjectStore, batch_size: int = 500) -> int:

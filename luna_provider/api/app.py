@@ -211,11 +211,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 def create_asgi_app() -> Any:
-    """Return the ASGI app for ``uvicorn --factory``, with logging and background reconciling started."""
+    """Return the ASGI app for ``uvicorn --factory``, with logging, reconciling and callbacks started."""
     from luna_provider.api import services
+    from luna_provider.notifications import start_dispatcher
     from luna_provider.reconciler import start_reconciler
 
     configure_logging()
     app = create_app()
     start_reconciler(services.settings())
+    start_dispatcher(services.settings().database_url)
     return app

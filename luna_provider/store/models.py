@@ -120,6 +120,21 @@ class TaskError(Base):
     error_time: Mapped[datetime] = _now_column(index=True)
 
 
+class Notification(Base):
+    """A callback waiting to be delivered (an outbox, so no status change waits on a receiver)."""
+
+    __tablename__ = "notifications"
+
+    notification_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    task_id: Mapped[int] = mapped_column(Integer, index=True)
+    callback: Mapped[dict] = mapped_column(JSONB)
+    payload: Mapped[dict] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_time: Mapped[datetime] = _now_column(index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    create_time: Mapped[datetime] = _now_column()
+
+
 # -- data the tasks work on -------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from luna_provider import lifecycle
+from luna_provider import lifecycle, notifications
 from luna_provider.errors import TASK_FAILED
 from luna_provider.submission import store_task
 from luna_provider.task_types import TaskType
@@ -74,6 +74,8 @@ def test_task_and_subtask_callbacks(engine, luna_env, account_id, receiver, monk
         engine, task_id, result_key="results/x.json", content_type="application/json", ttl_days=None
     )
 
+    notifications.deliver_due(engine)
+
     assert [(path, payload) for path, _, payload in receiver.received] == [
         ("/subtask", {"subtask_id": subtask_id, "subtask_status": "in_progress", "completed_subtasks": 0}),
         ("/subtask", {"subtask_id": subtask_id, "subtask_status": "done", "completed_subtasks": 1}),
@@ -99,8 +101,10 @@ def test_failed_and_cancelled_callbacks(engine, luna_env, account_id, receiver) 
 
     lifecycle.fail_task(engine, failed, TASK_FAILED("boom"))
     lifecycle.cancel_task(engine, cancelled)
+    notifications.deliver_due(engine)
 
-    assert [payload for _, _, payload in receiver.received] == [
+    received = sorted((payload for _, _, payload in receiver.received), key=lambda item: item["task_id"])
+    assert received == [
         {"task_id": failed, "task_status": "failed"},
         {"task_id": cancelled, "task_status": "cancelled"},
     ]
@@ -122,6 +126,60 @@ def test_disabled_policy_and_broken_receiver_do_not_matter(engine, luna_env, acc
 
     lifecycle.cancel_task(engine, quiet)
     lifecycle.cancel_task(engine, broken)
+    notifications.deliver_due(engine)
 
     assert receiver.received == []
     assert lifecycle.get_task(engine, broken).task_status == 2
+
+
+def test_cancel_reports_unfinished_subtasks_cancelled(engine, luna_env, account_id, receiver) -> None:
+    task_id = store_task(
+        engine, TaskType.CLUSTERING, account_id, {"content": {}, "notification_policy": policy(receiver.url)}
+    )
+    lifecycle.start_task(engine, task_id)
+    first, second = lifecycle.create_subtasks(engine, task_id, [{}, {}])
+    lifecycle.start_subtask(engine, first)
+    lifecycle.finish_subtask(engine, first, result_key=None, count_objects=1)
+
+    lifecycle.cancel_task(engine, task_id)
+    notifications.deliver_due(engine)
+
+    assert [payload for _, _, payload in receiver.received][-2:] == [
+        {"subtask_id": second, "subtask_status": "cancelled", "completed_subtasks": 1},
+        {"task_id": task_id, "task_status": "cancelled"},
+    ]
+
+
+def test_a_silent_receiver_never_holds_up_the_task(engine, luna_env, account_id) -> None:
+    import socket
+    import time
+
+    from sqlalchemy import func, select, update
+
+    from luna_provider.store.models import Notification
+
+    # a port that accepts connections and never answers
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    body = {
+        "content": {},
+        "notification_policy": {
+            "enable": 1,
+            "task_callbacks": [{"type": "http", "url": url, "params": {"timeout": 1}}],
+        },
+    }
+    task_id = store_task(engine, TaskType.CLUSTERING, account_id, body)
+
+    started = time.monotonic()
+    lifecycle.cancel_task(engine, task_id)
+    assert time.monotonic() - started < 1
+
+    for attempt in range(1, notifications.MAX_ATTEMPTS + 1):
+        assert notifications.deliver_due(engine) == 1
+        with engine.begin() as connection:
+            left = connection.scalar(select(func.count()).select_from(Notification))
+            assert left == (0 if attempt == notifications.MAX_ATTEMPTS else 1)
+            connection.execute(update(Notification).values(next_attempt_time=func.now()))
+    silent.close()

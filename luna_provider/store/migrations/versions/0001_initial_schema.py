@@ -19,6 +19,24 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "notifications",
+        sa.Column("notification_id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("callback", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column(
+            "next_attempt_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("create_time", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("notification_id"),
+    )
+    op.create_index(op.f("ix_notifications_task_id"), "notifications", ["task_id"], unique=False)
+    op.create_index(
+        op.f("ix_notifications_next_attempt_time"), "notifications", ["next_attempt_time"], unique=False
+    )
+    op.create_table(
         "events",
         sa.Column("event_id", sa.UUID(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=False),
@@ -219,6 +237,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_notifications_next_attempt_time"), table_name="notifications")
+    op.drop_index(op.f("ix_notifications_task_id"), table_name="notifications")
+    op.drop_table("notifications")
     op.drop_index(op.f("ix_task_errors_task_id"), table_name="task_errors")
     op.drop_index(op.f("ix_task_errors_error_time"), table_name="task_errors")
     op.drop_index(op.f("ix_task_errors_error_code"), table_name="task_errors")
