@@ -289,3 +289,32 @@ def purge_expired_results(engine: Engine, store: ObjectStore, batch_size: int = 
         purged += len(tasks)
         if len(tasks) < batch_size:
             return purged
+
+
+def purge_leftover_work(engine: Engine, store: ObjectStore) -> int:
+    """Delete the work files of tasks that are final or gone (cancelled runs leave theirs)."""
+    from luna_provider.task_types import FINAL_STATUSES
+
+    try:
+        entries = store.fs.ls(store.path("work"), detail=False)
+    except FileNotFoundError:
+        return 0
+    task_ids = {}
+    for entry in entries:
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith("task_") and name[5:].isdigit():
+            task_ids[int(name[5:])] = name
+    if not task_ids:
+        return 0
+    with engine.connect() as connection:
+        active = set(
+            connection.scalars(
+                select(Task.task_id).where(
+                    Task.task_id.in_(task_ids), Task.task_status.not_in([int(s) for s in FINAL_STATUSES])
+                )
+            )
+        )
+    leftovers = [name for task_id, name in task_ids.items() if task_id not in active]
+    for name in leftovers:
+        store.delete(f"work/{name}")
+    return len(leftovers)

@@ -8,7 +8,7 @@ from airflow.sdk import BaseOperator
 
 
 class LunaPurgeExpiredResultsOperator(BaseOperator):
-    """Delete stored task results whose ``result_storage_policy.ttl`` has passed.
+    """Delete stored task results whose ``result_storage_policy.ttl`` has passed, and leftover work files.
 
     :param luna_conn_id: Postgres connection to the service database.
     :param batch_size: results handled per transaction.
@@ -21,9 +21,13 @@ class LunaPurgeExpiredResultsOperator(BaseOperator):
 
     def execute(self, context: Any) -> int:
         from luna_provider.hooks.luna import LunaHook
-        from luna_provider.lifecycle import purge_expired_results
+        from luna_provider.lifecycle import purge_expired_results, purge_leftover_work
 
         hook = LunaHook(self.luna_conn_id)
-        purged = purge_expired_results(hook.get_engine(), hook.get_object_store(), self.batch_size)
-        self.log.info("purged %d expired task results", purged)
+        engine, store = hook.get_engine(), hook.get_object_store()
+        purged = purge_expired_results(engine, store, self.batch_size)
+        leftovers = purge_leftover_work(engine, store)
+        self.log.info(
+            "purged %d expired task results and the work files of %d ended tasks", purged, leftovers
+        )
         return purged

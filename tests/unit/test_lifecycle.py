@@ -96,3 +96,20 @@ def test_progress_of_subtasks_finishing_together(engine, task_id) -> None:
 
     task = lifecycle.get_task(engine, task_id)
     assert (task.count_task_parts_done, task.count_task_parts_all) == (8, 8)
+
+
+def test_leftover_work_of_ended_tasks_is_purged(engine, luna_env, account_id) -> None:
+    from luna_provider.storage import ObjectStore
+
+    store = ObjectStore(luna_env.as_uri())
+    running = store_task(engine, TaskType.CLUSTERING, account_id, {"content": {}})
+    cancelled = store_task(engine, TaskType.CLUSTERING, account_id, {"content": {}})
+    lifecycle.cancel_task(engine, cancelled)
+    for task_id in (running, cancelled, 999):
+        store.put_json(f"work/task_{task_id}/objects.ids", [])
+
+    assert lifecycle.purge_leftover_work(engine, store) == 2
+
+    assert store.exists(f"work/task_{running}/objects.ids")
+    assert not store.exists(f"work/task_{cancelled}")
+    assert not store.exists("work/task_999")

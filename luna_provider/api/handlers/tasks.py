@@ -105,6 +105,8 @@ def cancel_task(task_id: int, account_id: str | None = None) -> tuple[str, int]:
         task = load_task(session, task_id, account)
     lifecycle.cancel_task(services.engine(), task_id)
     _stop_run(task)
+    # a step still finishing may write a little more; the hourly housekeeping removes that
+    services.object_store().delete(f"work/task_{task_id}")
     log.info("task %s cancelled", task_id)
     return "", 204
 
