@@ -519,3 +519,79 @@ def test_cancel_stops_a_running_subtask(stack, faces_dir) -> None:
         # it stopped at the first check, before the last of the 11 images
         assert connection.scalar(select(func.count()).where(Face.account_id == account)) == 10
     assert lifecycle.get_task(stack.engine, task_id).task_status == 2
+
+
+def test_roc_of_the_labelled_sample_faces_matches_scikit_learn(stack, faces_dir, sample_run) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from luna_provider.compute.descriptors import DLIB_RESNET_V1
+    from luna_provider.operators.roc import LunaRocOperator
+
+    images = by_image(sample_run["result"])
+    items = [
+        {"object_id": images[name]["faces"][0]["face_id"], "label": identity}
+        for name, identity in sorted(chip_identities(faces_dir).items())
+    ]
+    labels = collage_labels(faces_dir)
+    collage = images[COLLAGE]["faces"]
+    for face, label in zip(collage, match_labels([corners(f) for f in collage], labels), strict=True):
+        items.append({"object_id": face["face_id"], "label": labels[label].identity})
+    task_id = stack.create(TaskType.ROC, sample_run["account"], {"markup": {"items": items}})
+
+    stack.run(LunaRocOperator, task_id)
+
+    result = stack.result(task_id)["result"]
+    # the reference: every unordered pair, similarity from the stored descriptors in float64, on the
+    # task's documented score grid (2**-20), labelled by whether the two people are the same
+    with stack.engine.connect() as connection:
+        blobs = dict(
+            connection.execute(
+                select(FaceDescriptor.face_id, FaceDescriptor.descriptor).where(
+                    FaceDescriptor.face_id.in_([uuid.UUID(item["object_id"]) for item in items])
+                )
+            ).all()
+        )
+    vectors = DLIB_RESNET_V1.from_bytes([blobs[uuid.UUID(item["object_id"])] for item in items])
+    similarity = DLIB_RESNET_V1.similarity(vectors, vectors)
+    upper = np.triu_indices(len(items), k=1)
+    scores = np.round(similarity[upper] * 2**20) / 2**20
+    names = np.array([item["label"] for item in items])
+    same = names[upper[0]] == names[upper[1]]
+    assert len(items) == 55 + 24
+    assert abs(result["auc"] - roc_auc_score(same, scores)) < 1e-9
+    assert result["auc"] > 0.99
+
+
+def test_cross_match_of_the_sample_chips_matches_brute_force(stack, faces_dir, sample_run) -> None:
+    from luna_provider.compute.descriptors import DLIB_RESNET_V1
+    from luna_provider.operators.cross_match import LunaCrossMatchOperator
+
+    images = by_image(sample_run["result"])
+    person = {images[name]["faces"][0]["face_id"]: who for name, who in chip_identities(faces_dir).items()}
+    side = {"filters": {"object_type": "faces", "face_ids": sorted(person)}}
+    content = {"references": side, "candidates": side, "threshold": 0.0, "limit": 10}
+    task_id = stack.create(TaskType.CROSS_MATCH, sample_run["account"], content)
+
+    stack.run(LunaCrossMatchOperator, task_id)
+
+    got = {entry["reference_id"]: entry["candidates"] for entry in stack.result(task_id)["result"]}
+    ids = sorted(person)
+    with stack.engine.connect() as connection:
+        blobs = dict(
+            connection.execute(
+                select(FaceDescriptor.face_id, FaceDescriptor.descriptor).where(
+                    FaceDescriptor.face_id.in_([uuid.UUID(face) for face in ids])
+                )
+            ).all()
+        )
+    vectors = DLIB_RESNET_V1.from_bytes([blobs[uuid.UUID(face)] for face in ids])
+    similarity = DLIB_RESNET_V1.similarity(vectors, vectors)
+    for row, reference in enumerate(ids):
+        # brute force: every other chip, most similar first, ties by id, the best 10
+        ranked = sorted((-similarity[row, col], ids[col]) for col in range(len(ids)) if col != row)[:10]
+        assert [c["candidate_id"] for c in got[reference]] == [face for _, face in ranked]
+        np.testing.assert_allclose(
+            [c["similarity"] for c in got[reference]], [-s for s, _ in ranked], atol=1e-9
+        )
+        # real faces: a chip's 10 nearest chips are the other 10 photos of the same person
+        assert {person[face] for _, face in ranked} == {person[reference]}
