@@ -13,9 +13,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_database() -> tuple[Path, str]:
-    """Start PostgreSQL in a temporary folder; return the folder and the URL of a migrated database."""
+def bench_database(**settings: object) -> tuple[Path, str]:
+    """Start PostgreSQL in a temporary folder and point the ``LUNA_*`` settings at it.
+
+    :param settings: further settings, e.g. ``LUNA_MATCH_BLOCK_SIZE=2048``.
+    :returns: the folder (the object store lies in ``objects/``) and the URL of a migrated database.
+    """
     import atexit
+    import os
 
     from luna_provider.embedded_postgres import EmbeddedPostgres
     from luna_provider.store.migrate import upgrade
@@ -30,4 +35,9 @@ def bench_database() -> tuple[Path, str]:
     server.ensure_database("bench")
     url = server.url("bench")
     upgrade(url)
+    os.environ.update(
+        LUNA_DATABASE_URL=url,
+        LUNA_OBJECT_STORE_URL=(work / "objects").as_uri(),
+        **{name: str(value) for name, value in settings.items()},
+    )
     return work, url

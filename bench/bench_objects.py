@@ -10,7 +10,6 @@ the way the DAGs run them in separate processes. Every face has two descriptors 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 
@@ -27,10 +26,7 @@ def main() -> None:
     from _database import bench_database, peak_rss_mb
     from sqlalchemy import insert, text
 
-    work, url = bench_database()
-    os.environ.update(
-        LUNA_DATABASE_URL=url,
-        LUNA_OBJECT_STORE_URL=(work / "objects").as_uri(),
+    work, url = bench_database(
         LUNA_LINKER_SUBTASK_SIZE=str(args.linker_subtask_size),
         LUNA_GC_SUBTASK_SIZE=str(args.gc_subtask_size),
         LUNA_GC_BATCH_SIZE=str(args.gc_batch_size),
@@ -42,11 +38,9 @@ def main() -> None:
     from luna_provider.settings import load
     from luna_provider.storage import ObjectStore
     from luna_provider.store.db import get_engine
-    from luna_provider.store.migrate import upgrade
     from luna_provider.store.models import Face, FaceDescriptor, Sample
     from luna_provider.submission import store_task
 
-    upgrade(url)
     engine = get_engine(url)
     store = ObjectStore((work / "objects").as_uri())
     account = uuid.uuid4()

@@ -10,7 +10,6 @@ all pair scores would take.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import uuid
 
@@ -26,10 +25,7 @@ def main() -> None:
     import numpy as np
     from _database import bench_database, peak_rss_mb
 
-    work, url = bench_database()
-    os.environ.update(
-        LUNA_DATABASE_URL=url,
-        LUNA_OBJECT_STORE_URL=(work / "objects").as_uri(),
+    work, url = bench_database(
         LUNA_MATCH_BLOCK_SIZE=str(args.block),
         LUNA_ROC_SUBTASK_SIZE=str(args.subtask_size),
     )
@@ -41,11 +37,9 @@ def main() -> None:
     from luna_provider.settings import load
     from luna_provider.storage import ObjectStore
     from luna_provider.store.db import get_engine
-    from luna_provider.store.migrate import upgrade
     from luna_provider.submission import store_task
     from luna_provider.task_types import TaskType
 
-    upgrade(url)
     engine = get_engine(url)
     account = uuid.uuid4()
     rng = np.random.default_rng(0)
