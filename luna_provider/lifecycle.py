@@ -293,17 +293,14 @@ def purge_expired_results(engine: Engine, store: ObjectStore, batch_size: int = 
 
 def purge_leftover_work(engine: Engine, store: ObjectStore) -> int:
     """Delete the work files of tasks that are final or gone (cancelled runs leave theirs)."""
-    from luna_provider.task_types import FINAL_STATUSES
+    from luna_provider.task_types import FINAL_STATUSES, work_prefix
 
     try:
         entries = store.fs.ls(store.path("work"), detail=False)
     except FileNotFoundError:
         return 0
-    task_ids = {}
-    for entry in entries:
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith("task_") and name[5:].isdigit():
-            task_ids[int(name[5:])] = name
+    names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+    task_ids = {int(name[5:]) for name in names if name.startswith("task_") and name[5:].isdigit()}
     if not task_ids:
         return 0
     with engine.connect() as connection:
@@ -314,7 +311,7 @@ def purge_leftover_work(engine: Engine, store: ObjectStore) -> int:
                 )
             )
         )
-    leftovers = [name for task_id, name in task_ids.items() if task_id not in active]
-    for name in leftovers:
-        store.delete(f"work/{name}")
+    leftovers = [task_id for task_id in task_ids if task_id not in active]
+    for task_id in leftovers:
+        store.delete(work_prefix(task_id))
     return len(leftovers)

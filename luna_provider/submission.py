@@ -46,9 +46,10 @@ AVAILABLE_TASK_TYPES = frozenset(
 
 def _check_filter_account(account_id: uuid.UUID, filters: dict[str, Any] | None) -> None:
     """Refuse filters that name another account than the request's."""
-    named = (filters or {}).get("account_id")
-    if named is not None and str(named).lower() != str(account_id).lower():
-        raise FILTER_ACCOUNT_MISMATCH(named, account_id)
+    from luna_provider.store.objects import names_other_account
+
+    if names_other_account(account_id, filters):
+        raise FILTER_ACCOUNT_MISMATCH(filters["account_id"], account_id)
 
 
 def _check_linker(engine: Engine, account_id: uuid.UUID, content: dict[str, Any]) -> None:

@@ -53,6 +53,11 @@ class TaskType(enum.IntEnum):
 FINAL_STATUSES = tuple(status for status in TaskStatus if status.is_final)
 
 
+def work_prefix(task_id: int) -> str:
+    """Return the object-store folder of a task's intermediate files."""
+    return f"work/task_{task_id}"
+
+
 def dag_run_id(task_id: int) -> str:
     """Return the DAG run id of a task; deriving it from the task id makes triggering idempotent."""
     return f"luna_task_{task_id}"

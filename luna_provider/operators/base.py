@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 
 from luna_provider import lifecycle
 from luna_provider.errors import TASK_FAILED, TASK_RUN_LOST, LunaError
+from luna_provider.task_types import work_prefix
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -41,7 +42,7 @@ class TaskRun:
     @property
     def work_prefix(self) -> str:
         """Return the object-store folder for this task's intermediate files."""
-        return f"work/task_{self.task.task_id}"
+        return work_prefix(self.task.task_id)
 
     @property
     def result_prefix(self) -> str:
@@ -132,7 +133,7 @@ class LunaTaskOperator(BaseOperator):
             lost = TASK_RUN_LOST(task_id, "a step of its DAG run failed; see the Airflow task logs")
             if lifecycle.fail_task(engine, task_id, lost) is not None:
                 self.log.warning("task %s marked failed after a failed step", task_id)
-            store.delete(f"work/task_{task_id}")
+            store.delete(work_prefix(task_id))
             # this step is the run's only leaf: failing it shows the run failed in the Airflow UI
             raise AirflowFailException(f"task {task_id} failed")
 

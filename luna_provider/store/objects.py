@@ -19,7 +19,6 @@ from luna_provider.store.models import Event, EventDescriptor, Face, FaceDescrip
 
 #: event filters over plain columns: filter name -> (column, operator)
 _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
-    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "end_time__gte": ("end_time", "gte"),
@@ -45,7 +44,6 @@ _EVENT_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 _FACE_COLUMNS: dict[str, tuple[str, str]] = {
-    "account_id": ("account_id", "eq"),
     "create_time__gte": ("create_time", "gte"),
     "create_time__lt": ("create_time", "lt"),
     "face_ids": ("face_id", "in"),
@@ -75,9 +73,9 @@ def _conditions(model: type, mapping: dict[str, tuple[str, str]], filters: dict)
     return conditions
 
 
-def _other_account(account_id: uuid.UUID, filters: dict) -> bool:
+def names_other_account(account_id: uuid.UUID, filters: dict | None) -> bool:
     """Tell whether the filters name an account other than the task's (then nothing is selected)."""
-    named = filters.get("account_id")
+    named = (filters or {}).get("account_id")
     return named is not None and str(named).lower() != str(account_id).lower()
 
 
@@ -104,7 +102,7 @@ def _nested(meta: dict) -> dict | None:
 def face_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetime | None) -> list:
     """Return the WHERE conditions selecting an account's faces by ``filters``."""
     conditions = [Face.account_id == account_id, *_conditions(Face, _FACE_COLUMNS, filters)]
-    if _other_account(account_id, filters):
+    if names_other_account(account_id, filters):
         conditions.append(false())
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Face.create_time < default_upper)
@@ -118,7 +116,7 @@ def face_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetim
 def event_conditions(account_id: uuid.UUID, filters: dict, default_upper: datetime | None) -> list:
     """Return the WHERE conditions selecting an account's events by ``filters``."""
     conditions = [Event.account_id == account_id, *_conditions(Event, _EVENT_COLUMNS, filters)]
-    if _other_account(account_id, filters):
+    if names_other_account(account_id, filters):
         conditions.append(false())
     if "create_time__lt" not in filters and default_upper is not None:
         conditions.append(Event.create_time < default_upper)

@@ -21,7 +21,7 @@ from luna_provider.errors import (
     TASK_NOT_FOUND,
 )
 from luna_provider.store.models import Subtask, Task
-from luna_provider.task_types import TaskStatus, TaskType, dag_run_id
+from luna_provider.task_types import TaskStatus, TaskType, dag_run_id, work_prefix
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def cancel_task(task_id: int, account_id: str | None = None) -> tuple[str, int]:
     lifecycle.cancel_task(services.engine(), task_id)
     _stop_run(task)
     # a step still finishing may write a little more; the hourly housekeeping removes that
-    services.object_store().delete(f"work/task_{task_id}")
+    services.object_store().delete(work_prefix(task_id))
     log.info("task %s cancelled", task_id)
     return "", 204
 
@@ -135,7 +135,7 @@ def delete_task(task_id: int, account_id: str | None = None) -> tuple[str, int]:
     store = services.object_store()
     if task.result_key:
         store.delete(task.result_key)
-    store.delete(f"work/task_{task_id}")
+    store.delete(work_prefix(task_id))
     log.info("task %s deleted", task_id)
     return "", 204
 
